@@ -1,0 +1,256 @@
+/**
+ * Building blocks of the config schemas: value notations (durations, sizes, …) normalized to
+ * canonical units, identifiers, addresses, host patterns and checked regular expressions.
+ * Each accepts its canonical output as input too, so a printed canonical config parses back
+ * to itself.
+ */
+import safeRegex from "safe-regex2";
+import { z } from "zod";
+import {
+  type Parsed,
+  parseBurnRate,
+  parseDuration,
+  parsePercent,
+  parseRatio,
+  parseSize,
+  parseStatusRange,
+} from "../units.js";
+
+/** Objects reject unknown fields; the validator turns zod's report into "did you mean" hints. */
+export const strict = z.strictObject;
+
+function parsedWith<I, T>(input: z.ZodType<I>, parse: (value: I) => Parsed<T>) {
+  return input.transform((value, ctx): T => {
+    const parsed = parse(value);
+    if (parsed.ok) return parsed.value;
+    ctx.issues.push({ code: "custom", message: parsed.message, input: value });
+    return z.NEVER;
+  });
+}
+
+function within(
+  label: string,
+  value: number,
+  min: number | undefined,
+  max: number | undefined,
+): Parsed<number> {
+  if (min !== undefined && value < min) return { ok: false, message: `${label} must be at least ${min}` };
+  if (max !== undefined && value > max) return { ok: false, message: `${label} must be at most ${max}` };
+  return { ok: true, value };
+}
+
+const numberOrText = z.union([z.string(), z.number()]);
+
+/** "5s", "500ms", "1m30s" or milliseconds → milliseconds. Bounds are in milliseconds. */
+export function duration(bounds: { min?: number; max?: number } = {}) {
+  return parsedWith(numberOrText, (value) => {
+    const parsed = parseDuration(value);
+    return parsed.ok ? within("duration (ms)", parsed.value, bounds.min, bounds.max) : parsed;
+  });
+}
+
+/** "512KB", "1MB" or bytes → bytes. */
+export function size(bounds: { min?: number; max?: number } = {}) {
+  return parsedWith(numberOrText, (value) => {
+    const parsed = parseSize(value);
+    return parsed.ok ? within("size (bytes)", parsed.value, bounds.min, bounds.max) : parsed;
+  });
+}
+
+/** 10 or "10%" → percent points, 0–100. */
+export const percent = () => parsedWith(numberOrText, parsePercent);
+
+/** 0.01 or "1%" → a fraction, 0–1. */
+export const ratio = () => parsedWith(numberOrText, parseRatio);
+
+/** "10x" or 10 → 10. */
+export const burnRate = () => parsedWith(numberOrText, parseBurnRate);
+
+/** 200, "200-399", "5xx" or {min, max} → {min, max}. */
+export const statusRange = () =>
+  parsedWith(
+    z.union([z.string(), z.number(), z.strictObject({ min: z.number(), max: z.number() })]),
+    parseStatusRange,
+  );
+
+export const positiveInt = (max?: number) => (max === undefined ? z.int().min(1) : z.int().min(1).max(max));
+export const nonNegativeInt = (max?: number) =>
+  max === undefined ? z.int().min(0) : z.int().min(0).max(max);
+
+const ID = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$/;
+
+/** Ids name things across the config, in metrics labels and in diffs, so they stay plain. */
+export const id = () =>
+  z.string().regex(ID, {
+    error: "an id is 1–128 letters, digits, '.', '_' or '-', starting and ending with a letter or digit",
+  });
+
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)$/;
+const BRACKETED_IPV6 = /^\[[0-9A-Fa-f:.]+\]$/;
+
+function checkHostPort(value: string, opts: { hostOptional: boolean; portZero: boolean }): Parsed<string> {
+  const colon = value.lastIndexOf(":");
+  const host = colon < 0 ? value : value.slice(0, colon);
+  const port = colon < 0 ? "" : value.slice(colon + 1);
+  const example = opts.hostOptional ? '":8080" or "0.0.0.0:8080"' : '"10.0.1.10:8000" or "api.internal:8000"';
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535 || (!opts.portZero && Number(port) === 0)) {
+    return { ok: false, message: `invalid address "${value}": needs a port, e.g. ${example}` };
+  }
+  const hostOk =
+    (host === "" && opts.hostOptional) ||
+    IPV4.test(host) ||
+    BRACKETED_IPV6.test(host) ||
+    HOST_NAME.test(host);
+  return hostOk
+    ? { ok: true, value }
+    : { ok: false, message: `invalid host in address "${value}", e.g. ${example}` };
+}
+
+/** An upstream endpoint: "host:port" (IPv6 in brackets). */
+export const endpointAddress = () =>
+  parsedWith(z.string(), (value) => checkHostPort(value, { hostOptional: false, portZero: false }));
+
+/** A listen address: ":8080", "127.0.0.1:8080", "[::]:8443"; port 0 picks a free port. */
+export const listenAddress = () =>
+  parsedWith(z.string(), (value) => checkHostPort(value, { hostOptional: true, portZero: true }));
+
+const MAX_REGEX_LENGTH = 1024;
+
+/**
+ * Patterns are compiled once per snapshot and run on every request, so a pattern that can
+ * backtrack catastrophically (nested quantifiers, star height > 1) is refused. The check is
+ * safe-regex2's static analysis: fast enough for thousands of routes, and a known
+ * approximation (it misses some overlapping alternations).
+ */
+export function checkRegex(pattern: string): Parsed<string> {
+  if (pattern.length > MAX_REGEX_LENGTH) {
+    return { ok: false, message: `regular expression longer than ${MAX_REGEX_LENGTH} characters` };
+  }
+  try {
+    new RegExp(pattern);
+  } catch (err) {
+    return { ok: false, message: `invalid regular expression: ${(err as Error).message}` };
+  }
+  if (!safeRegex(pattern)) {
+    return {
+      ok: false,
+      message: `regular expression "${pattern}" can backtrack catastrophically (nested quantifiers); rewrite it without a repeated group that itself repeats`,
+    };
+  }
+  return { ok: true, value: pattern };
+}
+
+export const regex = () => parsedWith(z.string(), checkRegex);
+
+const REGEX_SYNTAX = /[\\^$()[\]{}|+?]|\.\*/;
+
+/**
+ * How a host pattern is read: a regex when it contains regex syntax (the spec's
+ * `".*\\.example\\.com"`), a wildcard when it starts with `*.`, otherwise an exact name.
+ * Exact and wildcard hosts are case-insensitive, so they are stored lowercased.
+ */
+export function hostPatternKind(pattern: string): "regex" | "wildcard" | "exact" | "any" {
+  if (pattern === "*") return "any";
+  if (REGEX_SYNTAX.test(pattern)) return "regex";
+  return pattern.startsWith("*.") ? "wildcard" : "exact";
+}
+
+export const hostPattern = () =>
+  parsedWith(z.string(), (value): Parsed<string> => {
+    const kind = hostPatternKind(value);
+    if (kind === "regex") return checkRegex(value);
+    if (kind === "any") return { ok: true, value };
+    const name = kind === "wildcard" ? value.slice(2) : value;
+    const bare = name.replace(/:\d{1,5}$/, "");
+    if (!HOST_NAME.test(bare) && !IPV4.test(bare) && !BRACKETED_IPV6.test(bare)) {
+      return {
+        ok: false,
+        message: `invalid host "${value}": use a name (api.example.com), a wildcard (*.example.com) or an anchored regex`,
+      };
+    }
+    return { ok: true, value: value.toLowerCase() };
+  });
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** An HTTP field name; case-insensitive, so stored lowercased. */
+export const headerName = () =>
+  z
+    .string()
+    .regex(HEADER_NAME, { error: "not a valid HTTP header name" })
+    .transform((name) => name.toLowerCase());
+
+/**
+ * A map keyed by header name. Keys are lowercased; two keys differing only in case are one
+ * header written twice, which is reported rather than silently merged.
+ */
+export function headerMap<T extends z.ZodType>(value: T) {
+  return z.record(z.string(), value).transform((map, ctx) => {
+    const out: Record<string, z.output<T>> = {};
+    for (const [name, entry] of Object.entries(map)) {
+      if (!HEADER_NAME.test(name)) {
+        ctx.issues.push({
+          code: "custom",
+          message: `"${name}" is not a valid HTTP header name`,
+          path: [name],
+          input: name,
+        });
+        continue;
+      }
+      const lower = name.toLowerCase();
+      if (lower in out) {
+        ctx.issues.push({
+          code: "custom",
+          message: `header "${name}" is given twice (header names are case-insensitive)`,
+          path: [name],
+          input: name,
+        });
+      }
+      out[lower] = entry as z.output<T>;
+    }
+    return out;
+  });
+}
+
+/** What a request is keyed by (rate limits, consistent hashing, cohorts). */
+export const requestKey = () =>
+  parsedWith(z.string(), (value): Parsed<string> => {
+    if (value === "client_ip") return { ok: true, value };
+    const match = /^(header|cookie):(.+)$/.exec(value);
+    if (match && HEADER_NAME.test(match[2] as string)) {
+      return {
+        ok: true,
+        value: match[1] === "header" ? `header:${(match[2] as string).toLowerCase()}` : value,
+      };
+    }
+    return { ok: false, message: `invalid key "${value}": use client_ip, header:NAME or cookie:NAME` };
+  });
+
+export const HTTP_METHODS = [
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "DELETE",
+  "PATCH",
+  "OPTIONS",
+  "CONNECT",
+  "TRACE",
+] as const;
+
+/** Methods are case-insensitive in config, stored uppercase, sorted and without repeats. */
+export const methodList = () =>
+  z
+    .array(
+      z
+        .string()
+        .transform((m) => m.toUpperCase())
+        .pipe(z.enum(HTTP_METHODS, { error: `a method is one of ${HTTP_METHODS.join(", ")}` })),
+    )
+    .min(1)
+    .transform((methods) => [...new Set(methods)].sort());
+
+export const urlString = () => z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+export const filePath = () => z.string().min(1, { error: "a file path must not be empty" });

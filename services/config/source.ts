@@ -1,0 +1,124 @@
+/**
+ * Reading config text: YAML 1.2 (JSON is a subset), into plain data plus a way to find where
+ * a path sits in the text, so errors can name the line and column.
+ *
+ * JSON text takes the fast path (JSON.parse); the YAML document, which knows positions, is
+ * only built for it when an error needs locating.
+ */
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { ConfigErrorCode, type ConfigIssue, type ConfigResult } from "./errors.js";
+import type { RawPath } from "./issues.js";
+
+export interface SourcePosition {
+  readonly line: number;
+  readonly column: number;
+}
+
+/** Where a path is in the source text; undefined when the input was not text. */
+export type Locate = (path: RawPath) => SourcePosition | undefined;
+
+export interface ParsedSource {
+  readonly data: unknown;
+  readonly locate: Locate;
+}
+
+export interface ReadOptions {
+  /** Larger input is refused before parsing. Default 32 MiB. */
+  readonly maxBytes?: number;
+}
+
+const DEFAULT_MAX_BYTES = 32 * 1024 * 1024;
+/** Aliases multiply content; a small cap stops "billion laughs" documents. */
+const MAX_ALIAS_COUNT = 100;
+
+export function readConfigText(text: string, options: ReadOptions = {}): ConfigResult<ParsedSource> {
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  if (Buffer.byteLength(text) > maxBytes) {
+    return syntaxError(`the config is larger than ${maxBytes} bytes`);
+  }
+  if (/^\s*[{[]/.test(text)) {
+    try {
+      const data: unknown = JSON.parse(text);
+      return { ok: true, value: { data, locate: lazyLocate(text) } };
+    } catch {
+      // Not strict JSON (comments, trailing commas…): YAML reads it or says where it breaks.
+    }
+  }
+  try {
+    const { doc, lineCounter } = parseYaml(text);
+    const problems = [...doc.errors, ...doc.warnings];
+    if (problems.length > 0) {
+      return {
+        ok: false,
+        errors: problems.map((problem) => {
+          const pos = problem.linePos?.[0];
+          return {
+            code: ConfigErrorCode.Syntax,
+            path: "",
+            message: firstLine(problem.message),
+            ...(pos ? { line: pos.line, column: pos.col } : {}),
+          };
+        }),
+      };
+    }
+    const data: unknown = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    if (data === null || data === undefined) return syntaxError("the config is empty");
+    return { ok: true, value: { data, locate: (path) => locateIn(doc.contents, lineCounter, path) } };
+  } catch (err) {
+    // The YAML library throws for alias bombs and for nesting deep enough to exhaust the stack.
+    return syntaxError(`cannot read the config: ${firstLine((err as Error).message)}`);
+  }
+}
+
+function parseYaml(text: string) {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, version: "1.2" });
+  return { doc, lineCounter };
+}
+
+function lazyLocate(text: string): Locate {
+  let located: Locate | undefined;
+  return (path) => {
+    if (!located) {
+      const { doc, lineCounter } = parseYaml(text);
+      located = (p) => locateIn(doc.contents, lineCounter, p);
+    }
+    return located(path);
+  };
+}
+
+/**
+ * The position of the node at `path`; for a mapping entry, the position of its key (where the
+ * field is written). A path that leaves the document, such as a missing field, resolves to
+ * the deepest node that exists.
+ */
+function locateIn(root: unknown, lines: LineCounter, path: RawPath): SourcePosition | undefined {
+  let node = root as Node | null | undefined;
+  let at: number | undefined = node?.range?.[0];
+  for (const segment of path) {
+    if (isMap(node)) {
+      const pair = node.items.find(
+        (item) => isScalar(item.key) && String(item.key.value) === String(segment),
+      );
+      if (!pair) break;
+      at = (pair.key as Node).range?.[0] ?? at;
+      node = pair.value as Node | null;
+    } else if (isSeq(node) && typeof segment === "number") {
+      const item = node.items[segment] as Node | undefined;
+      if (!item) break;
+      at = item.range?.[0] ?? at;
+      node = item;
+    } else break;
+  }
+  if (at === undefined) return undefined;
+  const pos = lines.linePos(at);
+  return { line: pos.line, column: pos.col };
+}
+
+function syntaxError(message: string): { ok: false; errors: ConfigIssue[] } {
+  return { ok: false, errors: [{ code: ConfigErrorCode.Syntax, path: "", message }] };
+}
+
+function firstLine(message: string): string {
+  return message.split("\n")[0] ?? message;
+}

@@ -1,0 +1,224 @@
+/**
+ * Validation: data or text in, a canonical config or every error out, each with its path
+ * (and line and column for text). Never throws on bad input.
+ *
+ * Each entry of each list section is checked on its own, so one broken route does not hide
+ * the errors of the others, and the cross-section checks still run on the entries that passed.
+ */
+import type { z } from "zod";
+import { canonicalize } from "./canonical.js";
+import { ConfigErrorCode, type ConfigIssue, type ConfigResult } from "./errors.js";
+import { describeValue, didYouMean, fromZodIssues, isRecord, type RawIssue } from "./issues.js";
+import { formatPath } from "./path.js";
+import {
+  CacheSchema,
+  CertificateSchema,
+  type DynamicConfig,
+  DynamicConfigSchema,
+  ListenerSchema,
+  MiddlewareChainSchema,
+  PluginSchema,
+  PolicySchema,
+  PoolSchema,
+  RolloutSchema,
+  RouteSchema,
+  TlsSchema,
+  TrafficPlanSchema,
+} from "./schema/dynamic.js";
+import { type StaticConfig, StaticConfigSchema } from "./schema/static.js";
+import { type ConfigSections, checkSemantics, KEY_FIELD, type WrittenKeys } from "./semantics.js";
+import { type Locate, type ReadOptions, readConfigText } from "./source.js";
+
+/** The list sections and the schema of one entry of each. */
+const LIST_SECTIONS = {
+  listeners: ListenerSchema,
+  routes: RouteSchema,
+  pools: PoolSchema,
+  policies: PolicySchema,
+  middleware: MiddlewareChainSchema,
+  traffic_management: TrafficPlanSchema,
+  cache: CacheSchema,
+  plugins: PluginSchema,
+  certificates: CertificateSchema,
+} as const;
+
+type ListSection = keyof typeof LIST_SECTIONS;
+
+/** The sections that are one value. */
+const VALUE_SECTIONS = {
+  version: DynamicConfigSchema.shape.version,
+  signature: DynamicConfigSchema.shape.signature,
+  tls: TlsSchema,
+  rollout: RolloutSchema,
+} as const;
+
+type ValueSection = keyof typeof VALUE_SECTIONS;
+
+/**
+ * Nesting deeper than any valid config needs is refused before the schema walks it, so no
+ * input can exhaust the stack of the recursive steps that follow.
+ */
+const MAX_DEPTH = 32;
+
+export function validateDynamicConfig(data: unknown, locate?: Locate): ConfigResult<DynamicConfig> {
+  const issues: RawIssue[] = [];
+  const root = checkRoot(data, issues);
+  if (!root) return failure(issues, locate);
+
+  const sections: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(root)) {
+    if (value === null) continue;
+    if (name in LIST_SECTIONS) {
+      sections[name] = validateList(name as ListSection, value, issues);
+    } else if (name in VALUE_SECTIONS) {
+      const schema = VALUE_SECTIONS[name as ValueSection] as z.ZodType;
+      const parsed = schema.safeParse(value, { reportInput: true });
+      if (parsed.success) sections[name] = parsed.data;
+      else issues.push(...fromZodIssues(parsed.error.issues, schema, value, [name]));
+    } else {
+      const known = [...Object.keys(LIST_SECTIONS), ...Object.keys(VALUE_SECTIONS)];
+      issues.push({
+        code: ConfigErrorCode.UnknownField,
+        path: [name],
+        message: `unknown section "${name}"${didYouMean(name, known)}`,
+      });
+    }
+  }
+
+  const view = sectionsView(sections);
+  issues.push(...checkSemantics(view, writtenKeys(root)));
+  if (issues.length > 0) return failure(issues, locate);
+  return { ok: true, value: canonicalize(sections as DynamicConfig) };
+}
+
+export function validateStaticConfig(data: unknown, locate?: Locate): ConfigResult<StaticConfig> {
+  const issues: RawIssue[] = [];
+  const root = checkRoot(data, issues);
+  if (!root) return failure(issues, locate);
+  const parsed = StaticConfigSchema.safeParse(root, { reportInput: true });
+  if (!parsed.success)
+    return failure(fromZodIssues(parsed.error.issues, StaticConfigSchema, root, []), locate);
+  const config = parsed.data;
+  config.control_plane?.trusted_keys.forEach((key, i) => {
+    if ((key.public_key === undefined) === (key.public_key_file === undefined)) {
+      issues.push({
+        code: ConfigErrorCode.Conflict,
+        path: ["control_plane", "trusted_keys", i],
+        message: "set exactly one of public_key and public_key_file",
+      });
+    }
+  });
+  const adminTls = config.admin?.tls;
+  if (adminTls?.require_client_cert && adminTls.client_ca_file === undefined) {
+    issues.push({
+      code: ConfigErrorCode.MissingField,
+      path: ["admin", "tls", "client_ca_file"],
+      message: "require_client_cert needs client_ca_file to verify client certificates",
+    });
+  }
+  return issues.length > 0 ? failure(issues, locate) : { ok: true, value: config };
+}
+
+/** YAML or JSON text → canonical dynamic config, or every error with line and column. */
+export function parseDynamicConfig(text: string, options?: ReadOptions): ConfigResult<DynamicConfig> {
+  const source = readConfigText(text, options);
+  return source.ok ? validateDynamicConfig(source.value.data, source.value.locate) : source;
+}
+
+/** YAML or JSON text → static config, or every error with line and column. */
+export function parseStaticConfig(text: string, options?: ReadOptions): ConfigResult<StaticConfig> {
+  const source = readConfigText(text, options);
+  return source.ok ? validateStaticConfig(source.value.data, source.value.locate) : source;
+}
+
+function checkRoot(data: unknown, issues: RawIssue[]): Record<string, unknown> | undefined {
+  if (!isRecord(data)) {
+    issues.push({
+      code: ConfigErrorCode.InvalidValue,
+      path: [],
+      message: `a config is a mapping of sections, got ${describeValue(data)}`,
+    });
+    return undefined;
+  }
+  if (depthExceeds(data, MAX_DEPTH)) {
+    issues.push({
+      code: ConfigErrorCode.Syntax,
+      path: [],
+      message: `the config nests deeper than ${MAX_DEPTH} levels`,
+    });
+    return undefined;
+  }
+  return data;
+}
+
+function validateList(name: ListSection, value: unknown, issues: RawIssue[]): unknown[] {
+  if (!Array.isArray(value)) {
+    issues.push({
+      code: ConfigErrorCode.InvalidValue,
+      path: [name],
+      message: `expected a list, got ${describeValue(value)}`,
+    });
+    return [];
+  }
+  const schema = LIST_SECTIONS[name] as z.ZodType;
+  return value.map((entry, index) => {
+    const parsed = schema.safeParse(entry, { reportInput: true });
+    if (parsed.success) return parsed.data;
+    issues.push(...fromZodIssues(parsed.error.issues, schema, entry, [name, index]));
+    return undefined;
+  });
+}
+
+function sectionsView(sections: Record<string, unknown>): ConfigSections {
+  const list = <K extends ListSection>(name: K) => (sections[name] ?? []) as ConfigSections[K];
+  return {
+    listeners: list("listeners"),
+    routes: list("routes"),
+    pools: list("pools"),
+    policies: list("policies"),
+    middleware: list("middleware"),
+    traffic_management: list("traffic_management"),
+    cache: list("cache"),
+    plugins: list("plugins"),
+    certificates: list("certificates"),
+    tls: sections.tls as ConfigSections["tls"],
+    rollout: sections.rollout as ConfigSections["rollout"],
+  };
+}
+
+function writtenKeys(root: Record<string, unknown>): WrittenKeys {
+  const keys = {} as Record<keyof WrittenKeys, Array<string | undefined>>;
+  for (const [section, field] of Object.entries(KEY_FIELD) as Array<[keyof WrittenKeys, string]>) {
+    const list = root[section];
+    keys[section] = Array.isArray(list)
+      ? list.map((entry) => (isRecord(entry) && typeof entry[field] === "string" ? entry[field] : undefined))
+      : [];
+  }
+  return keys;
+}
+
+function depthExceeds(value: unknown, limit: number): boolean {
+  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 1 }];
+  while (stack.length > 0) {
+    const { value: current, depth } = stack.pop() as { value: unknown; depth: number };
+    if (current === null || typeof current !== "object") continue;
+    if (depth > limit) return true;
+    for (const child of Object.values(current)) stack.push({ value: child, depth: depth + 1 });
+  }
+  return false;
+}
+
+function failure(issues: RawIssue[], locate: Locate | undefined): { ok: false; errors: ConfigIssue[] } {
+  return {
+    ok: false,
+    errors: issues.map((issue) => {
+      const pos = locate?.(issue.path);
+      return {
+        code: issue.code,
+        path: formatPath(issue.path),
+        message: issue.message,
+        ...(pos ? { line: pos.line, column: pos.column } : {}),
+      };
+    }),
+  };
+}
