@@ -7,7 +7,7 @@
  */
 import { canonicalJson, sha256Hex } from "./canonical-json.js";
 import { isRecord } from "./issues.js";
-import { keyedListAt } from "./lists.js";
+import { LIST_TRIE, type ListTrie } from "./lists.js";
 import type { DynamicConfig } from "./schema/dynamic.js";
 
 export function canonicalize(config: DynamicConfig): DynamicConfig {
@@ -15,14 +15,13 @@ export function canonicalize(config: DynamicConfig): DynamicConfig {
   const out: Record<string, unknown> = { version: "v1" };
   for (const [name, value] of Object.entries(sections)) {
     if (value === undefined || (Array.isArray(value) && value.length === 0)) continue;
-    out[name] = sortLists(value, [name]);
+    out[name] = value;
   }
   const allCertificates = [...(tls?.certificates ?? []), ...(certificates ?? [])];
   if (tls || allCertificates.length > 0) {
-    const merged = { ...tls, certificates: allCertificates.length > 0 ? allCertificates : undefined };
-    out.tls = sortLists(dropUndefined(merged), ["tls"]);
+    out.tls = { ...tls, certificates: allCertificates.length > 0 ? allCertificates : undefined };
   }
-  return out as DynamicConfig;
+  return normalize(out, LIST_TRIE) as DynamicConfig;
 }
 
 /** The sha256 of the canonical JSON: the identity of a config's content. */
@@ -30,20 +29,19 @@ export function contentHash(config: DynamicConfig): string {
   return sha256Hex(canonicalJson(config));
 }
 
-function sortLists(value: unknown, fields: string[]): unknown {
+/** A copy with keys in sorted order, undefined fields dropped and unordered keyed lists sorted. */
+function normalize(value: unknown, trie: ListTrie | undefined): unknown {
   if (Array.isArray(value)) {
-    const list = keyedListAt(fields);
-    const items = value.map((item) => sortLists(item, [...fields, "*"]));
+    const items = value.map((item) => normalize(item, trie?.children.get("*")));
+    const list = trie?.list;
     if (!list || list.ordered) return items;
     const keyOf = (item: unknown) => (isRecord(item) ? String(item[list.key]) : "");
     return items.sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
   }
   if (!isRecord(value)) return value;
   const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[key] = sortLists(item, [...fields, key]);
+  for (const key of Object.keys(value).sort()) {
+    if (value[key] !== undefined) out[key] = normalize(value[key], trie?.children.get(key));
+  }
   return out;
-}
-
-function dropUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

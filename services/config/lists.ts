@@ -35,3 +35,32 @@ export function keyedListAt(fields: readonly string[]): KeyedList | undefined {
     (list) => list.path.length === fields.length && list.path.every((name, i) => name === fields[i]),
   );
 }
+
+/**
+ * The same table as a tree of field names, for walks that descend a config once and want to
+ * know at each step whether a keyed list is below, without building path arrays.
+ */
+export interface ListTrie {
+  readonly children: ReadonlyMap<string, ListTrie>;
+  readonly list?: KeyedList;
+}
+
+export const LIST_TRIE: ListTrie = buildTrie();
+
+function buildTrie(): ListTrie {
+  type Mutable = { children: Map<string, Mutable>; list?: KeyedList };
+  const root: Mutable = { children: new Map() };
+  for (const list of KEYED_LISTS) {
+    let node = root;
+    for (const name of list.path) {
+      let child = node.children.get(name);
+      if (!child) {
+        child = { children: new Map() };
+        node.children.set(name, child);
+      }
+      node = child;
+    }
+    node.list = list;
+  }
+  return root;
+}

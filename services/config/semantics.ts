@@ -195,7 +195,8 @@ function checkRoutes(check: Checker, s: ConfigSections): void {
 /** Two routes with equal signatures match the same requests; the later one is dead. */
 function matchSignature(route: Route): string {
   const { host, path, path_prefix, path_regex, methods, headers, query } = route;
-  return canonicalJson({ host, path, path_prefix, path_regex, methods, headers, query });
+  const conditions = headers || query ? canonicalJson({ headers, query }) : "";
+  return JSON.stringify([host, path, path_prefix, path_regex, methods?.join(","), conditions]);
 }
 
 function checkPools(check: Checker, pools: Sparse<Pool>): void {

@@ -56,9 +56,12 @@ type ValueSection = keyof typeof VALUE_SECTIONS;
 
 /**
  * Nesting deeper than any valid config needs is refused before the schema walks it, so no
- * input can exhaust the stack of the recursive steps that follow.
+ * input can exhaust the stack of the recursive steps that follow; so is a value count no
+ * config reaches (a 10,000-route config has about 300,000), which YAML aliases could
+ * otherwise multiply without bound ("billion laughs").
  */
 const MAX_DEPTH = 32;
+const MAX_VALUES = 5_000_000;
 
 export function validateDynamicConfig(data: unknown, locate?: Locate): ConfigResult<DynamicConfig> {
   const issues: RawIssue[] = [];
@@ -140,12 +143,9 @@ function checkRoot(data: unknown, issues: RawIssue[]): Record<string, unknown> |
     });
     return undefined;
   }
-  if (depthExceeds(data, MAX_DEPTH)) {
-    issues.push({
-      code: ConfigErrorCode.Syntax,
-      path: [],
-      message: `the config nests deeper than ${MAX_DEPTH} levels`,
-    });
+  const tooLarge = checkShape(data);
+  if (tooLarge) {
+    issues.push({ code: ConfigErrorCode.Syntax, path: [], message: tooLarge });
     return undefined;
   }
   return data;
@@ -197,15 +197,23 @@ function writtenKeys(root: Record<string, unknown>): WrittenKeys {
   return keys;
 }
 
-function depthExceeds(value: unknown, limit: number): boolean {
-  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 1 }];
-  while (stack.length > 0) {
-    const { value: current, depth } = stack.pop() as { value: unknown; depth: number };
-    if (current === null || typeof current !== "object") continue;
-    if (depth > limit) return true;
-    for (const child of Object.values(current)) stack.push({ value: child, depth: depth + 1 });
+function checkShape(root: unknown): string | undefined {
+  const values: unknown[] = [root];
+  const depths: number[] = [1];
+  let count = 0;
+  while (values.length > 0) {
+    const value = values.pop();
+    const depth = depths.pop() as number;
+    if (++count > MAX_VALUES)
+      return `the config holds more than ${MAX_VALUES} values (YAML aliases expand to copies)`;
+    if (value === null || typeof value !== "object") continue;
+    if (depth > MAX_DEPTH) return `the config nests deeper than ${MAX_DEPTH} levels`;
+    for (const child of Object.values(value)) {
+      values.push(child);
+      depths.push(depth + 1);
+    }
   }
-  return false;
+  return undefined;
 }
 
 function failure(issues: RawIssue[], locate: Locate | undefined): { ok: false; errors: ConfigIssue[] } {
