@@ -39,6 +39,8 @@ export interface ConfigSections {
   readonly cache: Sparse<CacheRule>;
   readonly plugins: Sparse<Plugin>;
   readonly certificates: Sparse<Certificate>;
+  /** Entries that failed the schema and were recovered without their broken fields. */
+  readonly partial: ReadonlySet<unknown>;
   readonly tls: TlsConfig | undefined;
   readonly rollout: RolloutPlan | undefined;
 }
@@ -179,6 +181,8 @@ function checkRoutes(check: Checker, s: ConfigSections): void {
       );
     }
     if (route.policy) checkPolicyBody(check, route.policy, [...at, "policy"]);
+    // A recovered route lacks its broken fields, so its matches are not what was written.
+    if (s.partial.has(route)) return;
     const signature = matchSignature(route);
     const earlier = matches.get(signature);
     if (earlier === undefined) matches.set(signature, i);

@@ -8,7 +8,7 @@
 import type { z } from "zod";
 import { canonicalize } from "./canonical.js";
 import { ConfigErrorCode, type ConfigIssue, type ConfigResult } from "./errors.js";
-import { describeValue, didYouMean, fromZodIssues, isRecord, type RawIssue } from "./issues.js";
+import { describeValue, didYouMean, fromZodIssues, isRecord, type RawIssue, type RawPath } from "./issues.js";
 import { formatPath } from "./path.js";
 import {
   CacheSchema,
@@ -69,10 +69,11 @@ export function validateDynamicConfig(data: unknown, locate?: Locate): ConfigRes
   if (!root) return failure(issues, locate);
 
   const sections: Record<string, unknown> = {};
+  const partial: PartialEntries = { entries: new Set(), entryPaths: [], fieldPaths: [] };
   for (const [name, value] of Object.entries(root)) {
     if (value === null) continue;
     if (name in LIST_SECTIONS) {
-      sections[name] = validateList(name as ListSection, value, issues);
+      sections[name] = validateList(name as ListSection, value, issues, partial);
     } else if (name in VALUE_SECTIONS) {
       const schema = VALUE_SECTIONS[name as ValueSection] as z.ZodType;
       const parsed = schema.safeParse(value, { reportInput: true });
@@ -88,8 +89,9 @@ export function validateDynamicConfig(data: unknown, locate?: Locate): ConfigRes
     }
   }
 
-  const view = sectionsView(sections);
-  issues.push(...checkSemantics(view, writtenKeys(root)));
+  const view = sectionsView(sections, partial.entries);
+  const semantic = checkSemantics(view, writtenKeys(root));
+  issues.push(...semantic.filter((issue) => !alreadyReported(partial, issue.path)));
   if (issues.length > 0) return failure(issues, locate);
   return { ok: true, value: canonicalize(sections as DynamicConfig) };
 }
@@ -151,7 +153,7 @@ function checkRoot(data: unknown, issues: RawIssue[]): Record<string, unknown> |
   return data;
 }
 
-function validateList(name: ListSection, value: unknown, issues: RawIssue[]): unknown[] {
+function validateList(name: ListSection, value: unknown, issues: RawIssue[], partial: PartialEntries): unknown[] {
   if (!Array.isArray(value)) {
     issues.push({
       code: ConfigErrorCode.InvalidValue,
@@ -165,11 +167,55 @@ function validateList(name: ListSection, value: unknown, issues: RawIssue[]): un
     const parsed = schema.safeParse(entry, { reportInput: true });
     if (parsed.success) return parsed.data;
     issues.push(...fromZodIssues(parsed.error.issues, schema, entry, [name, index]));
-    return undefined;
+    return salvage(schema, entry, parsed.error.issues, [name, index], partial);
   });
 }
 
-function sectionsView(sections: Record<string, unknown>): ConfigSections {
+/**
+ * An entry that failed the schema, parsed again without the top-level fields its issues
+ * point into: enough of it to check its references, so that fixing one error does not merely
+ * reveal the next. The removed fields are recorded, and semantic issues about them or about
+ * the whole entry are dropped later, since the schema already reported there.
+ */
+function salvage(
+  schema: z.ZodType,
+  entry: unknown,
+  issues: readonly z.core.$ZodIssue[],
+  at: RawPath,
+  partial: PartialEntries,
+): unknown {
+  if (!isRecord(entry)) return undefined;
+  const damaged = new Set<string>();
+  for (const issue of issues) {
+    const fields = issue.code === "unrecognized_keys" && issue.path.length === 0 ? issue.keys : [issue.path[0]];
+    for (const field of fields) if (typeof field === "string") damaged.add(field);
+  }
+  const rest = Object.fromEntries(Object.entries(entry).filter(([field]) => !damaged.has(field)));
+  const parsed = schema.safeParse(rest);
+  if (!parsed.success) return undefined;
+  partial.entries.add(parsed.data);
+  partial.entryPaths.push(at);
+  partial.fieldPaths.push(...[...damaged].map((field) => [...at, field]));
+  return parsed.data;
+}
+
+/** Entries recovered by salvage(), where they are, and the fields removed from them. */
+interface PartialEntries {
+  readonly entries: Set<unknown>;
+  readonly entryPaths: RawPath[];
+  readonly fieldPaths: RawPath[];
+}
+
+/** A semantic issue about a removed field, or about a recovered entry as a whole. */
+function alreadyReported(partial: PartialEntries, path: RawPath): boolean {
+  const startsWith = (prefix: RawPath) => prefix.length <= path.length && prefix.every((seg, i) => seg === path[i]);
+  return (
+    partial.fieldPaths.some(startsWith) ||
+    partial.entryPaths.some((entry) => entry.length === path.length && startsWith(entry))
+  );
+}
+
+function sectionsView(sections: Record<string, unknown>, partial: ReadonlySet<unknown>): ConfigSections {
   const list = <K extends ListSection>(name: K) => (sections[name] ?? []) as ConfigSections[K];
   return {
     listeners: list("listeners"),
@@ -181,6 +227,7 @@ function sectionsView(sections: Record<string, unknown>): ConfigSections {
     cache: list("cache"),
     plugins: list("plugins"),
     certificates: list("certificates"),
+    partial,
     tls: sections.tls as ConfigSections["tls"],
     rollout: sections.rollout as ConfigSections["rollout"],
   };
@@ -216,17 +263,17 @@ function checkShape(root: unknown): string | undefined {
   return undefined;
 }
 
+/** Issues with their printable paths and positions, in the order they appear in the text. */
 function failure(issues: RawIssue[], locate: Locate | undefined): { ok: false; errors: ConfigIssue[] } {
-  return {
-    ok: false,
-    errors: issues.map((issue) => {
-      const pos = locate?.(issue.path);
-      return {
-        code: issue.code,
-        path: formatPath(issue.path),
-        message: issue.message,
-        ...(pos ? { line: pos.line, column: pos.column } : {}),
-      };
-    }),
-  };
+  const errors: ConfigIssue[] = issues.map((issue) => {
+    const pos = locate?.(issue.path);
+    return {
+      code: issue.code,
+      path: formatPath(issue.path),
+      message: issue.message,
+      ...(pos ? { line: pos.line, column: pos.column } : {}),
+    };
+  });
+  const place = (issue: ConfigIssue) => (issue.line ?? Number.MAX_SAFE_INTEGER) * 1e6 + (issue.column ?? 0);
+  return { ok: false, errors: errors.sort((a, b) => place(a) - place(b)) };
 }
