@@ -15,12 +15,15 @@ export interface RawIssue {
   readonly message: string;
 }
 
-/** `(did you mean "timeout"?)` when a candidate is close enough to be the intended word. */
+/**
+ * `(did you mean "timeout"?)` when a candidate is close enough to be the intended word: one
+ * edit for short words, a third of the word's length for longer ones.
+ */
 export function didYouMean(word: string, candidates: Iterable<string>): string {
   const list = [...candidates];
   if (list.length === 0) return "";
   const best = closest(word, list);
-  const limit = Math.max(2, Math.floor(word.length / 3));
+  const limit = word.length <= 4 ? 1 : Math.max(2, Math.floor(word.length / 3));
   return distance(word.toLowerCase(), best.toLowerCase()) <= limit ? ` (did you mean "${best}"?)` : "";
 }
 
@@ -42,12 +45,12 @@ function convert(issue: ZodIssue, schema: AnySchema, input: unknown, prefix: Raw
   const path = [...prefix, ...(issue.path as Array<string | number>)];
   switch (issue.code) {
     case "unrecognized_keys": {
-      const allowed = allowedKeysAt(schema, input, issue.path as Array<string | number>);
+      const at = objectSchemaAt(schema, input, issue.path as Array<string | number>);
       for (const key of issue.keys) {
         out.push({
           code: ConfigErrorCode.UnknownField,
           path: [...path, key],
-          message: `unknown field "${key}"${didYouMean(key, allowed)}`,
+          message: unknownFieldMessage(key, at),
         });
       }
       return;
@@ -76,9 +79,24 @@ function convert(issue: ZodIssue, schema: AnySchema, input: unknown, prefix: Raw
     case "invalid_union":
       convertUnion(issue, schema, input, prefix, path, out);
       return;
+    case "custom":
+      out.push({
+        code: customCode(issue.params) ?? ConfigErrorCode.InvalidValue,
+        path,
+        message: issue.message,
+      });
+      return;
     default:
       out.push({ code: ConfigErrorCode.InvalidValue, path, message: lowerFirst(issue.message) });
   }
+}
+
+const CODES = new Set<string>(Object.values(ConfigErrorCode));
+
+/** Custom issues (unit parsers, refinements) name their code in params.code. */
+function customCode(params: Record<string, unknown> | undefined): ConfigErrorCode | undefined {
+  const code = params?.code;
+  return typeof code === "string" && CODES.has(code) ? (code as ConfigErrorCode) : undefined;
 }
 
 function convertUnion(
@@ -139,47 +157,72 @@ function convertUnion(
   });
 }
 
+function unknownFieldMessage(key: string, object: AnySchema | undefined): string {
+  if (key === "<<") return "YAML merge keys (<<) are not supported: write the fields out";
+  const fields = object ? shapeOf(object) : {};
+  const here = didYouMean(key, Object.keys(fields));
+  if (here !== "") return `unknown field "${key}"${here}`;
+  // A field written one level too high (a route's `timeout` belongs in its `policy`).
+  const nested = new Map<string, string>();
+  for (const [name, child] of Object.entries(fields)) {
+    for (const inner of Object.keys(shapeOf(child)))
+      if (!nested.has(inner)) nested.set(inner, `${name}.${inner}`);
+  }
+  const hint = didYouMean(key, nested.keys());
+  const match = /"(.*)"/.exec(hint)?.[1];
+  return match === undefined
+    ? `unknown field "${key}"`
+    : `unknown field "${key}" (did you mean "${nested.get(match)}"?)`;
+}
+
+/** The fields of an object schema, seen through optional, pipes and the like; {} otherwise. */
+function shapeOf(schema: AnySchema): Record<string, AnySchema> {
+  const object = unwrap(schema, undefined);
+  const def = object?._zod.def as { type: string; shape?: Record<string, AnySchema> } | undefined;
+  return def?.type === "object" && def.shape ? def.shape : {};
+}
+
+/** Skips wrappers (optional, pipe, lazy…) and picks the union branch that fits `value`. */
+function unwrap(schema: AnySchema | undefined, value: unknown): AnySchema | undefined {
+  let current = schema;
+  for (;;) {
+    const def = current?._zod.def as (Record<string, unknown> & { type: string }) | undefined;
+    if (!def) return undefined;
+    if (
+      def.type === "optional" ||
+      def.type === "nullable" ||
+      def.type === "default" ||
+      def.type === "readonly"
+    ) {
+      current = def.innerType as AnySchema;
+    } else if (def.type === "pipe") current = def.in as AnySchema;
+    else if (def.type === "lazy") current = (def.getter as () => AnySchema)();
+    else if (def.type === "union") current = bestBranch(def.options as AnySchema[], value);
+    else return current;
+  }
+}
+
 /**
- * The field names an object in the schema accepts, found by walking the schema along the
- * issue's path. Unions are resolved against the input: the branch whose fields overlap the
- * input's most is the one the author meant.
+ * The object schema at the issue's path, found by walking the schema along it. Unions are
+ * resolved against the input: the branch whose fields overlap the input's most is the one
+ * the author meant.
  */
-export function allowedKeysAt(schema: AnySchema, input: unknown, path: RawPath): string[] {
-  let current: AnySchema | undefined = schema;
+function objectSchemaAt(schema: AnySchema, input: unknown, path: RawPath): AnySchema | undefined {
+  let current = unwrap(schema, input);
   let value = input;
-  for (let i = 0; i <= path.length && current; ) {
-    const def = current._zod.def as unknown as Record<string, unknown> & { type: string };
-    switch (def.type) {
-      case "optional":
-      case "nullable":
-      case "default":
-      case "readonly":
-        current = def.innerType as AnySchema;
-        continue;
-      case "pipe":
-        current = def.in as AnySchema;
-        continue;
-      case "lazy":
-        current = (def.getter as () => AnySchema)();
-        continue;
-      case "union":
-        current = bestBranch(def.options as AnySchema[], value);
-        continue;
-    }
-    if (i === path.length) break;
-    const segment = path[i] as string | number;
-    i++;
+  for (const segment of path) {
+    const def = current?._zod.def as (Record<string, unknown> & { type: string }) | undefined;
     value =
       isRecord(value) || Array.isArray(value)
         ? (value as Record<string | number, unknown>)[segment]
         : undefined;
-    if (def.type === "object") current = (def.shape as Record<string, AnySchema>)[segment as string];
-    else if (def.type === "array") current = def.element as AnySchema;
-    else if (def.type === "record") current = def.valueType as AnySchema;
-    else current = undefined;
+    if (def?.type === "object") current = (def.shape as Record<string, AnySchema>)[segment as string];
+    else if (def?.type === "array") current = def.element as AnySchema;
+    else if (def?.type === "record") current = def.valueType as AnySchema;
+    else return undefined;
+    current = unwrap(current, value);
   }
-  const def = current?._zod.def as { type: string; shape?: Record<string, unknown> } | undefined;
-  return def?.type === "object" && def.shape ? Object.keys(def.shape) : [];
+  return current;
 }
 
 function bestBranch(options: AnySchema[], value: unknown): AnySchema | undefined {
@@ -187,7 +230,7 @@ function bestBranch(options: AnySchema[], value: unknown): AnySchema | undefined
   let best: AnySchema | undefined;
   let bestScore = -1;
   for (const option of options) {
-    const allowed = new Set(allowedKeysAt(option, undefined, []));
+    const allowed = new Set(Object.keys(shapeOf(option)));
     if (allowed.size === 0) continue;
     const score = keys.filter((k) => allowed.has(k)).length;
     if (score > bestScore) {

@@ -1,11 +1,14 @@
 /**
- * Checks that span fields or sections of a dynamic config: references between sections,
- * unique ids, fields that exclude or need each other, and routes that shadow each other.
+ * Checks that span fields or sections of a dynamic config, in three kinds:
  *
- * It runs on the entries that passed the schema, so one broken entry does not hide the
- * problems of the others. References are resolved against every id written in the input
- * (`known`), so a route pointing at a pool that has a schema error of its own gets no second,
- * misleading "unknown pool" error.
+ * - uniqueness, on the keys as written (`WrittenKeys`), so an entry with errors of its own
+ *   still counts as taking its id;
+ * - references, on every entry that could be read, including entries recovered from a
+ *   schema failure without their broken fields, so fixing one error does not merely reveal
+ *   the next; names resolve against every id written, so a route pointing at a pool that has
+ *   an error of its own gets no misleading "unknown pool";
+ * - consistency (fields that exclude or need each other, shadowed routes), on fully valid
+ *   entries only: a recovered entry lacks fields, and judging it would invent errors.
  */
 
 import { canonicalJson } from "./canonical-json.js";
@@ -15,6 +18,7 @@ import { formatPath } from "./path.js";
 import type {
   CacheRule,
   Certificate,
+  JwtConfig,
   Listener,
   MiddlewareChain,
   Plugin,
@@ -39,10 +43,10 @@ export interface ConfigSections {
   readonly cache: Sparse<CacheRule>;
   readonly plugins: Sparse<Plugin>;
   readonly certificates: Sparse<Certificate>;
-  /** Entries that failed the schema and were recovered without their broken fields. */
-  readonly partial: ReadonlySet<unknown>;
   readonly tls: TlsConfig | undefined;
   readonly rollout: RolloutPlan | undefined;
+  /** Value sections that are present but invalid: checks that read them are skipped. */
+  readonly invalid: ReadonlySet<"tls" | "rollout">;
 }
 
 /**
@@ -136,36 +140,74 @@ class Checker {
   }
 }
 
-export function checkSemantics(sections: ConfigSections, written: WrittenKeys): RawIssue[] {
+/**
+ * `valid` holds the entries that passed the schema; `readable` also the ones recovered
+ * without their broken fields, in the holes `valid` has for them.
+ */
+export function checkSemantics(
+  valid: ConfigSections,
+  readable: ConfigSections,
+  written: WrittenKeys,
+): RawIssue[] {
   const check = new Checker(written);
   for (const [section, field] of Object.entries(KEY_FIELD)) {
     check.unique([section], written[section as keyof WrittenKeys], (key) => key, field);
   }
-  checkRoutes(check, sections);
-  checkPools(check, sections.pools);
-  checkPolicies(check, sections.policies);
-  checkMiddleware(check, sections);
-  checkTrafficPlans(check, sections.traffic_management);
-  sections.cache.forEach((rule, i) => {
-    if (rule) check.reference("routes", rule.route, ["cache", i, "route"]);
-  });
-  checkTls(check, sections);
-  if (sections.rollout) checkRollout(check, sections.rollout);
+  checkReferences(check, readable);
+  checkRoutes(check, valid, readable);
+  checkPools(check, valid.pools);
+  checkPolicies(check, valid.policies);
+  checkMiddleware(check, valid);
+  checkTrafficPlans(check, valid.traffic_management);
+  checkTls(check, valid);
+  if (valid.rollout) checkRollout(check, valid.rollout);
   return check.issues;
 }
 
-function checkRoutes(check: Checker, s: ConfigSections): void {
-  const planned = new Set(s.traffic_management.flatMap((plan) => (plan?.stable_pool ? [plan.route] : [])));
-  const mtls = s.tls?.mtls?.enabled === true;
+function checkReferences(check: Checker, s: ConfigSections): void {
+  s.routes.forEach((route, i) => {
+    if (!route) return;
+    check.reference("pools", route.pool, ["routes", i, "pool"]);
+    check.reference("policies", route.policy_ref, ["routes", i, "policy_ref"]);
+    check.reference("middleware", route.middleware, ["routes", i, "middleware"]);
+  });
+  s.middleware.forEach((chain, i) => {
+    chain?.stages.forEach((stage, j) => {
+      if (stage.type === "rate_limit")
+        check.reference("policies", stage.policy_ref, ["middleware", i, "stages", j, "policy_ref"]);
+      if (stage.type === "plugin")
+        check.reference("plugins", stage.plugin, ["middleware", i, "stages", j, "plugin"]);
+    });
+  });
+  s.traffic_management.forEach((plan, i) => {
+    if (!plan) return;
+    check.reference("routes", plan.route, ["traffic_management", i, "route"]);
+    check.reference("pools", plan.stable_pool, ["traffic_management", i, "stable_pool"]);
+    check.reference("pools", plan.canary_pool, ["traffic_management", i, "canary_pool"]);
+    const cohorts = ["traffic_management", i, "cohort_routing"] as const;
+    for (const [value, pool] of Object.entries(plan.cohort_routing?.mappings ?? {})) {
+      check.reference("pools", pool, [...cohorts, "mappings", value]);
+    }
+    for (const pool of Object.keys(plan.cohort_routing?.weights ?? {})) {
+      check.reference("pools", pool, [...cohorts, "weights", pool]);
+    }
+  });
+  s.cache.forEach((rule, i) => {
+    if (rule) check.reference("routes", rule.route, ["cache", i, "route"]);
+  });
+}
+
+function checkRoutes(check: Checker, s: ConfigSections, readable: ConfigSections): void {
+  const planned = new Set(
+    readable.traffic_management.flatMap((plan) => (plan?.stable_pool ? [plan.route] : [])),
+  );
+  const mtls = s.tls?.mtls?.enabled === true || s.invalid.has("tls");
   const matches = new Map<string, number>();
   s.routes.forEach((route, i) => {
     if (!route) return;
     const at = ["routes", i] as const;
     check.exclusive(at, route, ["path", "path_prefix", "path_regex"]);
     check.exclusive(at, route, ["policy", "policy_ref"]);
-    check.reference("pools", route.pool, [...at, "pool"]);
-    check.reference("policies", route.policy_ref, [...at, "policy_ref"]);
-    check.reference("middleware", route.middleware, [...at, "middleware"]);
     if (route.pool === undefined && !planned.has(route.id)) {
       check.report(
         ConfigErrorCode.MissingField,
@@ -181,8 +223,6 @@ function checkRoutes(check: Checker, s: ConfigSections): void {
       );
     }
     if (route.policy) checkPolicyBody(check, route.policy, [...at, "policy"]);
-    // A recovered route lacks its broken fields, so its matches are not what was written.
-    if (s.partial.has(route)) return;
     const signature = matchSignature(route);
     const earlier = matches.get(signature);
     if (earlier === undefined) matches.set(signature, i);
@@ -282,7 +322,6 @@ function checkMiddleware(check: Checker, s: ConfigSections): void {
       }
       seen.set(stage.type, j);
       if (stage.type === "rate_limit") {
-        check.reference("policies", stage.policy_ref, [...at, "policy_ref"]);
         const policy = s.policies.find((p) => p?.id === stage.policy_ref);
         if (policy && !policy.rate_limit) {
           check.report(
@@ -291,29 +330,38 @@ function checkMiddleware(check: Checker, s: ConfigSections): void {
             `policy "${stage.policy_ref}" has no rate_limit`,
           );
         }
-      } else if (stage.type === "plugin") {
-        check.reference("plugins", stage.plugin, [...at, "plugin"]);
       } else if (stage.type === "auth") {
-        const jwt = stage.config.jwt;
-        if ((jwt.jwks_uri === undefined) === (jwt.jwks_file === undefined)) {
-          check.report(
-            ConfigErrorCode.Conflict,
-            [...at, "config", "jwt"],
-            "set exactly one of jwks_uri and jwks_file",
-          );
-        }
+        checkJwt(check, stage.config.jwt, [...at, "config", "jwt"]);
       }
     });
   });
+}
+
+/**
+ * Keys come from jwks_uri or jwks_file; with neither, as in the spec's example, they are
+ * discovered from the issuer's /.well-known/openid-configuration (as Istio does), which
+ * needs the issuer to be an https URL.
+ */
+function checkJwt(check: Checker, jwt: JwtConfig, at: RawPath): void {
+  if (jwt.jwks_uri !== undefined && jwt.jwks_file !== undefined) {
+    check.report(ConfigErrorCode.Conflict, [...at, "jwks_file"], "set jwks_uri or jwks_file, not both");
+  } else if (
+    jwt.jwks_uri === undefined &&
+    jwt.jwks_file === undefined &&
+    !/^https:\/\/[^/]/.test(jwt.issuer)
+  ) {
+    check.report(
+      ConfigErrorCode.MissingField,
+      [...at, "jwks_uri"],
+      "without jwks_uri or jwks_file, keys are discovered from the issuer, which must then be an https URL",
+    );
+  }
 }
 
 function checkTrafficPlans(check: Checker, plans: Sparse<TrafficPlan>): void {
   plans.forEach((plan, i) => {
     if (!plan) return;
     const at = ["traffic_management", i] as const;
-    check.reference("routes", plan.route, [...at, "route"]);
-    check.reference("pools", plan.stable_pool, [...at, "stable_pool"]);
-    check.reference("pools", plan.canary_pool, [...at, "canary_pool"]);
     if (plan.canary_pool !== undefined && plan.stable_pool === undefined) {
       check.report(
         ConfigErrorCode.MissingField,
@@ -372,10 +420,6 @@ function checkTrafficPlans(check: Checker, plans: Sparse<TrafficPlan>): void {
             "weights go with hash_on; header and cookie use mappings",
           );
       }
-      for (const [value, pool] of Object.entries(cohorts.mappings ?? {}))
-        check.reference("pools", pool, [...cat, "mappings", value]);
-      for (const pool of Object.keys(cohorts.weights ?? {}))
-        check.reference("pools", pool, [...cat, "weights", pool]);
     }
     const overload = plan.overload_protection;
     if (overload?.min_concurrent !== undefined && overload.min_concurrent > overload.max_concurrent) {

@@ -5,10 +5,14 @@
  * points (0–100), fractions (0–1).
  */
 
-export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
+import type { ConfigErrorCode } from "./errors.js";
+
+/** A parsed value, or why not; `code` when the failure is more specific than invalid_value. */
+export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string; code?: ConfigErrorCode };
 
 const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
 const fail = (message: string): Parsed<never> => ({ ok: false, message });
+const TOO_LARGE = "is too large";
 
 const DURATION_UNITS_MS: Record<string, number> = {
   us: 0.001,
@@ -20,13 +24,14 @@ const DURATION_UNITS_MS: Record<string, number> = {
 const DURATION_PART = /(\d+(?:\.\d+)?)(us|ms|s|m|h)/y;
 
 /**
- * "500ms", "5s", "1.5s", "1m30s", "2h" or a number of milliseconds → milliseconds. Results
- * below a millisecond round up, so "500us" never silently becomes 0.
+ * "500ms", "5s", "1.5s", "1m30s", "2h" or a number of milliseconds → milliseconds. Fractions
+ * of a millisecond round up, so "500us" never silently becomes 0; the sum is first rounded
+ * to microseconds, so float noise ("4.03s" = 4030.0000000000005 ms) does not add one.
  */
 export function parseDuration(input: string | number): Parsed<number> {
   if (typeof input === "number") {
     return Number.isFinite(input) && input >= 0
-      ? ok(Math.ceil(input))
+      ? wholeMs(input)
       : fail("a duration must be a non-negative number of milliseconds");
   }
   const text = input.trim();
@@ -44,7 +49,12 @@ export function parseDuration(input: string | number): Parsed<number> {
     total += Number(match[1]) * (DURATION_UNITS_MS[match[2] as string] as number);
   }
   if (text.length === 0) return fail("a duration must not be empty");
-  return ok(Math.ceil(total));
+  return wholeMs(total);
+}
+
+function wholeMs(ms: number): Parsed<number> {
+  const value = Math.ceil(Math.round(ms * 1000) / 1000);
+  return Number.isSafeInteger(value) ? ok(value) : fail(`a duration ${TOO_LARGE}`);
 }
 
 const SIZE_UNITS: Record<string, number> = {
@@ -68,7 +78,8 @@ export function parseSize(input: string | number): Parsed<number> {
   if (!match || unit === undefined) {
     return fail(`invalid size "${input}": use a number with a unit (B, KB, MB, GB), e.g. 512KB or 1MB`);
   }
-  return ok(Math.round(Number(match[1]) * unit));
+  const bytes = Math.round(Number(match[1]) * unit);
+  return Number.isSafeInteger(bytes) ? ok(bytes) : fail(`a size ${TOO_LARGE}`);
 }
 
 /** 10 or "10%" → 10 (percent points, 0–100). */
@@ -80,9 +91,14 @@ export function parsePercent(input: string | number): Parsed<number> {
   return ok(value);
 }
 
-/** 0.01 or "1%" → 0.01 (a fraction, 0–1). */
+/** 0.01, "0.01" or "1%" → 0.01 (a fraction, 0–1). */
 export function parseRatio(input: string | number): Parsed<number> {
-  const value = typeof input === "number" ? input : mapDefined(percentText(input), (p) => p / 100);
+  let value: number | undefined;
+  if (typeof input === "number") value = input;
+  else {
+    const text = input.trim();
+    value = text.endsWith("%") ? mapDefined(numberText(text.slice(0, -1)), (p) => p / 100) : numberText(text);
+  }
   if (value === undefined)
     return fail(`invalid ratio "${input}": use a fraction such as 0.01, or a percentage such as "1%"`);
   if (!(value >= 0 && value <= 1)) return fail(`a ratio must be between 0 and 1, got ${value}`);
@@ -92,7 +108,7 @@ export function parseRatio(input: string | number): Parsed<number> {
 /** "10x" or 10 → 10: how many times faster than sustainable the error budget burns. */
 export function parseBurnRate(input: string | number): Parsed<number> {
   const value = typeof input === "number" ? input : numberText(input.trim().replace(/x$/i, ""));
-  if (value === undefined || !(value > 0)) {
+  if (value === undefined || !(value > 0) || !Number.isFinite(value)) {
     return fail(`invalid burn rate "${input}": use a positive multiple such as 10x`);
   }
   return ok(value);

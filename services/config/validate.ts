@@ -8,7 +8,7 @@
 import type { z } from "zod";
 import { canonicalize } from "./canonical.js";
 import { ConfigErrorCode, type ConfigIssue, type ConfigResult } from "./errors.js";
-import { describeValue, didYouMean, fromZodIssues, isRecord, type RawIssue, type RawPath } from "./issues.js";
+import { describeValue, didYouMean, fromZodIssues, isRecord, type RawIssue } from "./issues.js";
 import { formatPath } from "./path.js";
 import {
   CacheSchema,
@@ -68,17 +68,23 @@ export function validateDynamicConfig(data: unknown, locate?: Locate): ConfigRes
   const root = checkRoot(data, issues);
   if (!root) return failure(issues, locate);
 
-  const sections: Record<string, unknown> = {};
-  const partial: PartialEntries = { entries: new Set(), entryPaths: [], fieldPaths: [] };
+  const valid: Record<string, unknown> = {};
+  const readable: Record<string, unknown> = {};
+  const invalid = new Set<ValueSection>();
   for (const [name, value] of Object.entries(root)) {
     if (value === null) continue;
     if (name in LIST_SECTIONS) {
-      sections[name] = validateList(name as ListSection, value, issues, partial);
+      const list = validateList(name as ListSection, value, issues);
+      valid[name] = list.valid;
+      readable[name] = list.readable;
     } else if (name in VALUE_SECTIONS) {
       const schema = VALUE_SECTIONS[name as ValueSection] as z.ZodType;
       const parsed = schema.safeParse(value, { reportInput: true });
-      if (parsed.success) sections[name] = parsed.data;
-      else issues.push(...fromZodIssues(parsed.error.issues, schema, value, [name]));
+      if (parsed.success) valid[name] = readable[name] = parsed.data;
+      else {
+        invalid.add(name as ValueSection);
+        issues.push(...fromZodIssues(parsed.error.issues, schema, value, [name]));
+      }
     } else {
       const known = [...Object.keys(LIST_SECTIONS), ...Object.keys(VALUE_SECTIONS)];
       issues.push({
@@ -89,11 +95,11 @@ export function validateDynamicConfig(data: unknown, locate?: Locate): ConfigRes
     }
   }
 
-  const view = sectionsView(sections, partial.entries);
-  const semantic = checkSemantics(view, writtenKeys(root));
-  issues.push(...semantic.filter((issue) => !alreadyReported(partial, issue.path)));
+  issues.push(
+    ...checkSemantics(sectionsView(valid, invalid), sectionsView(readable, invalid), writtenKeys(root)),
+  );
   if (issues.length > 0) return failure(issues, locate);
-  return { ok: true, value: canonicalize(sections as DynamicConfig) };
+  return { ok: true, value: canonicalize(valid as DynamicConfig) };
 }
 
 export function validateStaticConfig(data: unknown, locate?: Locate): ConfigResult<StaticConfig> {
@@ -103,25 +109,7 @@ export function validateStaticConfig(data: unknown, locate?: Locate): ConfigResu
   const parsed = StaticConfigSchema.safeParse(root, { reportInput: true });
   if (!parsed.success)
     return failure(fromZodIssues(parsed.error.issues, StaticConfigSchema, root, []), locate);
-  const config = parsed.data;
-  config.control_plane?.trusted_keys.forEach((key, i) => {
-    if ((key.public_key === undefined) === (key.public_key_file === undefined)) {
-      issues.push({
-        code: ConfigErrorCode.Conflict,
-        path: ["control_plane", "trusted_keys", i],
-        message: "set exactly one of public_key and public_key_file",
-      });
-    }
-  });
-  const adminTls = config.admin?.tls;
-  if (adminTls?.require_client_cert && adminTls.client_ca_file === undefined) {
-    issues.push({
-      code: ConfigErrorCode.MissingField,
-      path: ["admin", "tls", "client_ca_file"],
-      message: "require_client_cert needs client_ca_file to verify client certificates",
-    });
-  }
-  return issues.length > 0 ? failure(issues, locate) : { ok: true, value: config };
+  return { ok: true, value: parsed.data };
 }
 
 /** YAML or JSON text → canonical dynamic config, or every error with line and column. */
@@ -153,69 +141,55 @@ function checkRoot(data: unknown, issues: RawIssue[]): Record<string, unknown> |
   return data;
 }
 
-function validateList(name: ListSection, value: unknown, issues: RawIssue[], partial: PartialEntries): unknown[] {
+/**
+ * Each entry on its own: `valid` has the entries that passed (holes for the others);
+ * `readable` also has, in those holes, entries recovered without their broken fields.
+ */
+function validateList(name: ListSection, value: unknown, issues: RawIssue[]) {
   if (!Array.isArray(value)) {
     issues.push({
       code: ConfigErrorCode.InvalidValue,
       path: [name],
       message: `expected a list, got ${describeValue(value)}`,
     });
-    return [];
+    return { valid: [], readable: [] };
   }
   const schema = LIST_SECTIONS[name] as z.ZodType;
-  return value.map((entry, index) => {
+  const valid: unknown[] = [];
+  const readable: unknown[] = [];
+  value.forEach((entry, index) => {
     const parsed = schema.safeParse(entry, { reportInput: true });
-    if (parsed.success) return parsed.data;
+    if (parsed.success) {
+      valid.push(parsed.data);
+      readable.push(parsed.data);
+      return;
+    }
     issues.push(...fromZodIssues(parsed.error.issues, schema, entry, [name, index]));
-    return salvage(schema, entry, parsed.error.issues, [name, index], partial);
+    valid.push(undefined);
+    readable.push(recover(schema, entry, parsed.error.issues));
   });
+  return { valid, readable };
 }
 
 /**
  * An entry that failed the schema, parsed again without the top-level fields its issues
- * point into: enough of it to check its references, so that fixing one error does not merely
- * reveal the next. The removed fields are recorded, and semantic issues about them or about
- * the whole entry are dropped later, since the schema already reported there.
+ * point into: enough of it to check its references. Undefined when even that fails.
  */
-function salvage(
-  schema: z.ZodType,
-  entry: unknown,
-  issues: readonly z.core.$ZodIssue[],
-  at: RawPath,
-  partial: PartialEntries,
-): unknown {
+function recover(schema: z.ZodType, entry: unknown, issues: readonly z.core.$ZodIssue[]): unknown {
   if (!isRecord(entry)) return undefined;
-  const damaged = new Set<string>();
+  const broken = new Set<PropertyKey>();
   for (const issue of issues) {
-    const fields = issue.code === "unrecognized_keys" && issue.path.length === 0 ? issue.keys : [issue.path[0]];
-    for (const field of fields) if (typeof field === "string") damaged.add(field);
+    if (issue.code === "unrecognized_keys" && issue.path.length === 0)
+      for (const key of issue.keys) broken.add(key);
+    else if (issue.path[0] !== undefined) broken.add(issue.path[0]);
   }
-  const rest = Object.fromEntries(Object.entries(entry).filter(([field]) => !damaged.has(field)));
-  const parsed = schema.safeParse(rest);
-  if (!parsed.success) return undefined;
-  partial.entries.add(parsed.data);
-  partial.entryPaths.push(at);
-  partial.fieldPaths.push(...[...damaged].map((field) => [...at, field]));
-  return parsed.data;
-}
-
-/** Entries recovered by salvage(), where they are, and the fields removed from them. */
-interface PartialEntries {
-  readonly entries: Set<unknown>;
-  readonly entryPaths: RawPath[];
-  readonly fieldPaths: RawPath[];
-}
-
-/** A semantic issue about a removed field, or about a recovered entry as a whole. */
-function alreadyReported(partial: PartialEntries, path: RawPath): boolean {
-  const startsWith = (prefix: RawPath) => prefix.length <= path.length && prefix.every((seg, i) => seg === path[i]);
-  return (
-    partial.fieldPaths.some(startsWith) ||
-    partial.entryPaths.some((entry) => entry.length === path.length && startsWith(entry))
+  const parsed = schema.safeParse(
+    Object.fromEntries(Object.entries(entry).filter(([field]) => !broken.has(field))),
   );
+  return parsed.success ? parsed.data : undefined;
 }
 
-function sectionsView(sections: Record<string, unknown>, partial: ReadonlySet<unknown>): ConfigSections {
+function sectionsView(sections: Record<string, unknown>, invalid: ReadonlySet<ValueSection>): ConfigSections {
   const list = <K extends ListSection>(name: K) => (sections[name] ?? []) as ConfigSections[K];
   return {
     listeners: list("listeners"),
@@ -227,9 +201,9 @@ function sectionsView(sections: Record<string, unknown>, partial: ReadonlySet<un
     cache: list("cache"),
     plugins: list("plugins"),
     certificates: list("certificates"),
-    partial,
     tls: sections.tls as ConfigSections["tls"],
     rollout: sections.rollout as ConfigSections["rollout"],
+    invalid: invalid as ConfigSections["invalid"],
   };
 }
 

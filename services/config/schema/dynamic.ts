@@ -423,5 +423,6 @@ export type CacheRule = z.output<typeof CacheSchema>;
 export type Plugin = z.output<typeof PluginSchema>;
 export type TlsConfig = z.output<typeof TlsSchema>;
 export type Certificate = z.output<typeof CertificateSchema>;
+export type JwtConfig = z.output<typeof JwtSchema>;
 export type RolloutPlan = z.output<typeof RolloutSchema>;
 export type HealthGate = z.output<typeof HealthGateSchema>;

@@ -6,6 +6,7 @@
  */
 import safeRegex from "safe-regex2";
 import { z } from "zod";
+import { ConfigErrorCode } from "../errors.js";
 import {
   type Parsed,
   parseBurnRate,
@@ -23,7 +24,7 @@ function parsedWith<I, T>(input: z.ZodType<I>, parse: (value: I) => Parsed<T>) {
   return input.transform((value, ctx): T => {
     const parsed = parse(value);
     if (parsed.ok) return parsed.value;
-    ctx.issues.push({ code: "custom", message: parsed.message, input: value });
+    ctx.issues.push({ code: "custom", message: parsed.message, input: value, params: { code: parsed.code } });
     return z.NEVER;
   });
 }
@@ -125,17 +126,19 @@ const MAX_REGEX_LENGTH = 1024;
  * approximation (it misses some overlapping alternations).
  */
 export function checkRegex(pattern: string): Parsed<string> {
+  const code = ConfigErrorCode.UnsafeRegex;
   if (pattern.length > MAX_REGEX_LENGTH) {
-    return { ok: false, message: `regular expression longer than ${MAX_REGEX_LENGTH} characters` };
+    return { ok: false, code, message: `regular expression longer than ${MAX_REGEX_LENGTH} characters` };
   }
   try {
     new RegExp(pattern);
   } catch (err) {
-    return { ok: false, message: `invalid regular expression: ${(err as Error).message}` };
+    return { ok: false, code, message: `invalid regular expression: ${(err as Error).message}` };
   }
   if (!safeRegex(pattern)) {
     return {
       ok: false,
+      code,
       message: `regular expression "${pattern}" can backtrack catastrophically (nested quantifiers); rewrite it without a repeated group that itself repeats`,
     };
   }

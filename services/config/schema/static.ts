@@ -3,6 +3,7 @@
  * (admin tokens) may sit here or in files it names; they are never logged.
  */
 import { z } from "zod";
+import { ConfigErrorCode } from "../errors.js";
 import {
   duration,
   endpointAddress,
@@ -29,6 +30,22 @@ export const TrustedKeySchema = strict({
   kid: z.string().min(1).describe("Key id, matched against the bundle's JWS header"),
   public_key: z.string().min(1).optional().describe("Ed25519 public key as PEM (SPKI) or a JWK JSON string"),
   public_key_file: filePath().optional(),
+}).superRefine((key, ctx) => {
+  if (key.public_key !== undefined && key.public_key_file !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["public_key_file"],
+      message: "set public_key or public_key_file, not both",
+      params: { code: ConfigErrorCode.Conflict },
+    });
+  } else if (key.public_key === undefined && key.public_key_file === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["public_key"],
+      message: "a trusted key needs public_key or public_key_file",
+      params: { code: ConfigErrorCode.MissingField },
+    });
+  }
 });
 
 export const ControlPlaneSchema = strict({
@@ -86,7 +103,18 @@ export const StaticConfigSchema = strict({
       ...TlsFilesSchema.shape,
       client_ca_file: filePath().optional(),
       require_client_cert: z.boolean().optional(),
-    }).optional(),
+    })
+      .superRefine((tls, ctx) => {
+        if (tls.require_client_cert && tls.client_ca_file === undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["client_ca_file"],
+            message: "require_client_cert needs client_ca_file to verify client certificates",
+            params: { code: ConfigErrorCode.MissingField },
+          });
+        }
+      })
+      .optional(),
   }).optional(),
   shutdown: strict({
     drain_delay: duration({ max: HOUR })
