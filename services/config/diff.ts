@@ -130,8 +130,10 @@ function diffKeyedList(
     if (previous === undefined) out.push({ kind: "added", path: [...path, { key }], after: item });
     else diffValue(previous, item, [...path, { key }], [...fields, "*"], out);
   }
-  // Removals drop entries and additions append them; if that does not already give the new
+  // Unordered lists are kept sorted, so their order follows from their keys. For ordered ones:
+  // removals drop entries and additions append them; if that does not already give the new
   // order, the order itself changed.
+  if (!list.ordered) return;
   const kept = before.map(keyOf).filter((key) => afterKeys.has(key));
   const appended = after.map(keyOf).filter((key) => !beforeByKey.has(key));
   const result = [...kept, ...appended];
@@ -193,9 +195,15 @@ function getChild(node: unknown, segment: PathSegment, list: KeyedList | undefin
 function setChild(node: unknown, segment: PathSegment, value: unknown, list: KeyedList | undefined): void {
   if (typeof segment === "object") {
     const items = node as unknown[];
-    const index = items.findIndex((item) => isRecord(item) && item[list?.key ?? ""] === segment.key);
-    if (index < 0) items.push(value);
-    else items[index] = value;
+    const key = list?.key ?? "";
+    const index = items.findIndex((item) => isRecord(item) && item[key] === segment.key);
+    if (index >= 0) items[index] = value;
+    else if (list?.ordered) items.push(value);
+    else {
+      // An unordered list stays sorted by key, as canonicalization left it.
+      const at = items.findIndex((item) => isRecord(item) && String(item[key]) > segment.key);
+      items.splice(at < 0 ? items.length : at, 0, value);
+    }
     return;
   }
   (node as Record<string | number, unknown>)[segment] = value;

@@ -7,10 +7,11 @@
  * here), and reading is on the path of every config change. `yaml` keeps source ranges, so
  * it builds the document that locates errors, and only when there are errors to locate.
  */
-import { CORE_SCHEMA, load as loadYaml, YAMLException } from "js-yaml";
+import { load as loadYaml, YAMLException } from "js-yaml";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { ConfigErrorCode, type ConfigIssue, type ConfigResult } from "./errors.js";
 import type { RawPath } from "./issues.js";
+import { YAML_1_2_CORE } from "./yaml-core-schema.js";
 
 export interface SourcePosition {
   readonly line: number;
@@ -43,9 +44,9 @@ export function readConfigText(text: string, options: ReadOptions = {}): ConfigR
   if (bytes > maxBytes) return syntaxError(`the config is larger than ${maxBytes} bytes`);
   let data: unknown;
   try {
-    // YAML 1.2's core schema: no timestamps, no "yes"/"no" booleans, no custom tags. JSON
-    // text reads the same way, and duplicate keys are refused in both.
-    data = loadYaml(text, { schema: CORE_SCHEMA });
+    // No timestamps, no "yes"/"no" booleans, no custom tags. JSON text reads the same way,
+    // and duplicate keys are refused in both.
+    data = loadYaml(text, { schema: YAML_1_2_CORE });
   } catch (err) {
     if (err instanceof YAMLException) {
       const { mark } = err;

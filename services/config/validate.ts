@@ -58,7 +58,7 @@ type ValueSection = keyof typeof VALUE_SECTIONS;
  * Nesting deeper than any valid config needs is refused before the schema walks it, so no
  * input can exhaust the stack of the recursive steps that follow; so is a value count no
  * config reaches (a 10,000-route config has about 300,000), which YAML aliases could
- * otherwise multiply without bound ("billion laughs").
+ * otherwise multiply without bound ("billion laughs"); and so is any "__proto__" key.
  */
 const MAX_DEPTH = 32;
 const MAX_VALUES = 5_000_000;
@@ -72,12 +72,13 @@ export function validateDynamicConfig(data: unknown, locate?: Locate): ConfigRes
   const readable: Record<string, unknown> = {};
   const invalid = new Set<ValueSection>();
   for (const [name, value] of Object.entries(root)) {
-    if (value === null) continue;
-    if (name in LIST_SECTIONS) {
+    if (Object.hasOwn(LIST_SECTIONS, name)) {
+      if (value === null) continue;
       const list = validateList(name as ListSection, value, issues);
       valid[name] = list.valid;
       readable[name] = list.readable;
-    } else if (name in VALUE_SECTIONS) {
+    } else if (Object.hasOwn(VALUE_SECTIONS, name)) {
+      if (value === null) continue;
       const schema = VALUE_SECTIONS[name as ValueSection] as z.ZodType;
       const parsed = schema.safeParse(value, { reportInput: true });
       if (parsed.success) valid[name] = readable[name] = parsed.data;
@@ -229,7 +230,9 @@ function checkShape(root: unknown): string | undefined {
       return `the config holds more than ${MAX_VALUES} values (YAML aliases expand to copies)`;
     if (value === null || typeof value !== "object") continue;
     if (depth > MAX_DEPTH) return `the config nests deeper than ${MAX_DEPTH} levels`;
-    for (const child of Object.values(value)) {
+    for (const [key, child] of Object.entries(value)) {
+      // Objects built from this key would change their prototype instead of holding a field.
+      if (key === "__proto__") return 'a key named "__proto__" is not allowed anywhere in a config';
       values.push(child);
       depths.push(depth + 1);
     }

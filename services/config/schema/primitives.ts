@@ -191,7 +191,7 @@ export const headerName = () =>
  */
 export function headerMap<T extends z.ZodType>(value: T) {
   return z.record(z.string(), value).transform((map, ctx) => {
-    const out: Record<string, z.output<T>> = {};
+    const out = new Map<string, z.output<T>>();
     for (const [name, entry] of Object.entries(map)) {
       if (!HEADER_NAME.test(name)) {
         ctx.issues.push({
@@ -203,7 +203,7 @@ export function headerMap<T extends z.ZodType>(value: T) {
         continue;
       }
       const lower = name.toLowerCase();
-      if (lower in out) {
+      if (out.has(lower)) {
         ctx.issues.push({
           code: "custom",
           message: `header "${name}" is given twice (header names are case-insensitive)`,
@@ -211,9 +211,9 @@ export function headerMap<T extends z.ZodType>(value: T) {
           input: name,
         });
       }
-      out[lower] = entry as z.output<T>;
+      out.set(lower, entry as z.output<T>);
     }
-    return out;
+    return Object.fromEntries(out);
   });
 }
 
