@@ -38,7 +38,10 @@ describe("coherentctl bundle validate", () => {
     dir = await mkdtemp(join(tmpdir(), "coherentctl-"));
     const example = await readFile(EXAMPLE, "utf8");
     broken = join(dir, "broken.yaml");
-    await writeFile(broken, example.replace("pool: static-pool", "pool: statc-pool").replace("timeout: 2s", "tiemout: 2s"));
+    await writeFile(
+      broken,
+      example.replace("pool: static-pool", "pool: statc-pool").replace("timeout: 2s", "tiemout: 2s"),
+    );
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -62,8 +65,12 @@ describe("coherentctl bundle validate", () => {
   it("lists every error with file, line, column and path, and exits 3", async () => {
     const run = await coherentctl(["bundle", "validate", broken]);
     expect(run.code).toBe(3);
-    expect(run.stdout).toMatch(/broken\.yaml:\d+:\d+ routes\[1\]\.pool: unknown pool "statc-pool" \(did you mean "static-pool"\?\)/);
-    expect(run.stdout).toMatch(/broken\.yaml:\d+:\d+ routes\[1\]\.policy\.tiemout: unknown field "tiemout" \(did you mean "timeout"\?\)/);
+    expect(run.stdout).toMatch(
+      /broken\.yaml:\d+:\d+ routes\[1\]\.pool: unknown pool "statc-pool" \(did you mean "static-pool"\?\)/,
+    );
+    expect(run.stdout).toMatch(
+      /broken\.yaml:\d+:\d+ routes\[1\]\.policy\.tiemout: unknown field "tiemout" \(did you mean "timeout"\?\)/,
+    );
     expect(run.stdout).toContain("invalid (2 errors)");
   });
 

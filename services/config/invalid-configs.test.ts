@@ -1095,6 +1095,18 @@ describe("refusing hostile input", () => {
   // million levels about 15 s, and 4,000,000 levels (8 MB, well under the 32 MiB input limit)
   // exhaust the 4 GB heap and kill the process. The error is at the root, so no parse is needed
   // to place it.
+  it('refuses a "__proto__" key at any depth, which would change an object\'s prototype', () => {
+    for (const text of [
+      '{"__proto__": {"routes": []}}',
+      '{"routes": [{"id": "r", "pool": "p", "headers": {"__proto__": "x"}}], "pools": []}',
+      "pools:\n  - id: p\n    endpoints: [{address: 'a:1'}]\n    __proto__: {balancer: least_request}\n",
+    ]) {
+      const result = parseDynamicConfig(text);
+      expect(result.ok, text).toBe(false);
+      if (!result.ok) expect(result.errors.map((e) => [e.code, e.path])).toEqual([["config_syntax", ""]]);
+    }
+  });
+
   it("refuses a JSON array nested 400,000 levels deep within a second", () => {
     const depth = 400_000;
     const start = performance.now();
