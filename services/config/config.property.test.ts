@@ -414,7 +414,11 @@ function typo(field: string, at: number, how: number): string {
 
 const typoArb = fc
   // "__proto__" is refused outright rather than reported as a field (invalid-configs.test.ts).
-  .tuple(fc.constantFrom(...FIELD_NAMES.filter((f) => /^[a-z][a-z_]*$/.test(f))), fc.nat(), fc.nat({ max: 2 }))
+  .tuple(
+    fc.constantFrom(...FIELD_NAMES.filter((f) => /^[a-z][a-z_]*$/.test(f))),
+    fc.nat(),
+    fc.nat({ max: 2 }),
+  )
   .map(([field, at, how]) => typo(field, at, how));
 
 const unknownKeyArb = fc.oneof(typoArb, fc.constantFrom(...PROTOTYPE_NAMES));

@@ -20,11 +20,17 @@ export interface RawIssue {
  * edit for short words, a third of the word's length for longer ones.
  */
 export function didYouMean(word: string, candidates: Iterable<string>): string {
+  const best = closestName(word, candidates);
+  return best === undefined ? "" : ` (did you mean "${best}"?)`;
+}
+
+/** The candidate nearest to `word`, when near enough to be what was meant. */
+function closestName(word: string, candidates: Iterable<string>): string | undefined {
   const list = [...candidates];
-  if (list.length === 0) return "";
+  if (list.length === 0) return undefined;
   const best = closest(word, list);
   const limit = word.length <= 4 ? 1 : Math.max(2, Math.floor(word.length / 3));
-  return distance(word.toLowerCase(), best.toLowerCase()) <= limit ? ` (did you mean "${best}"?)` : "";
+  return distance(word.toLowerCase(), best.toLowerCase()) <= limit ? best : undefined;
 }
 
 type ZodIssue = z.core.$ZodIssue;
@@ -168,11 +174,8 @@ function unknownFieldMessage(key: string, object: AnySchema | undefined): string
     for (const inner of Object.keys(shapeOf(child)))
       if (!nested.has(inner)) nested.set(inner, `${name}.${inner}`);
   }
-  const hint = didYouMean(key, nested.keys());
-  const match = /"(.*)"/.exec(hint)?.[1];
-  return match === undefined
-    ? `unknown field "${key}"`
-    : `unknown field "${key}" (did you mean "${nested.get(match)}"?)`;
+  const near = closestName(key, nested.keys());
+  return `unknown field "${key}"${near === undefined ? "" : ` (did you mean "${nested.get(near)}"?)`}`;
 }
 
 /** The fields of an object schema, seen through optional, pipes and the like; {} otherwise. */
