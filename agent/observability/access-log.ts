@@ -1,0 +1,39 @@
+/**
+ * One JSON line per request, with the spec's fields (`timestamp` first) and `kind: "access"`
+ * to tell them from the process log on the same stdout, written through pino's asynchronous
+ * destination so the request path never waits on stdout.
+ */
+import type { DestinationStream } from "pino";
+
+export interface AccessRecord {
+  readonly timestamp: string;
+  readonly kind: "access";
+  readonly request_id: string;
+  readonly method: string;
+  readonly path: string;
+  readonly host: string;
+  readonly route: string | undefined;
+  readonly pool: string | undefined;
+  readonly endpoint: string | undefined;
+  readonly status: number;
+  readonly duration_ms: number;
+  readonly upstream_duration_ms: number | undefined;
+  readonly retries: number;
+  readonly error: string | undefined;
+  readonly bytes_in: number;
+  readonly bytes_out: number;
+  readonly config_version: string | undefined;
+}
+
+export interface AccessLog {
+  write(record: AccessRecord): void;
+}
+
+export const NO_ACCESS_LOG: AccessLog = { write: () => {} };
+
+/** Access lines on `destination` (shared with the process log, so lines never interleave). */
+export function createAccessLog(destination: DestinationStream): AccessLog {
+  // A flat record serializes as it is; pino's line builder would add fields the spec's access
+  // line does not have. The destination is pino's asynchronous one.
+  return { write: (record) => destination.write(`${JSON.stringify(record)}\n`) };
+}

@@ -1,0 +1,34 @@
+/**
+ * The one place where the proxy answers on its own: every error category of ../errors.ts
+ * becomes the same JSON shape, `{"error", "request_id"}`, with its status.
+ */
+import type { ServerResponse } from "node:http";
+import type { Http2ServerResponse } from "node:http2";
+import type { ProxyErrorKind } from "../errors.js";
+
+export type ClientResponse = ServerResponse | Http2ServerResponse;
+
+/**
+ * Answers with the error, or — when the response has already started and a status can no
+ * longer be sent — cuts the connection, so the client sees a failure and never a truncated
+ * body passed off as complete.
+ */
+export function respondError(
+  res: ClientResponse,
+  error: ProxyErrorKind,
+  requestId: string,
+  headers?: Record<string, string>,
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = `{"error":"${error.category}","request_id":${JSON.stringify(requestId)}}`;
+  res.writeHead(error.status, {
+    ...headers,
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    "x-request-id": requestId,
+  });
+  res.end(body);
+}

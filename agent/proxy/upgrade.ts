@@ -1,0 +1,91 @@
+/**
+ * Connection upgrades (WebSocket): routed like any request, then the upstream's 101 is
+ * relayed and the two sockets are joined until either side closes. The proxy does not look
+ * at the frames. undici writes the Connection and Upgrade headers itself.
+ */
+import { randomUUID } from "node:crypto";
+import type { IncomingHttpHeaders } from "node:http";
+import type { Duplex } from "node:stream";
+import type { Logger } from "../../services/telemetry/logger.js";
+import { ProxyError, type ProxyErrorKind } from "../errors.js";
+import { hostOf } from "../router/normalize-path.js";
+import type { ClientRequest, SnapshotSource } from "./engine.js";
+import { routeRequest } from "./engine.js";
+import { upstreamRequestHeaders } from "./headers.js";
+
+export function handleUpgrade(
+  snapshots: SnapshotSource,
+  req: ClientRequest,
+  socket: Duplex,
+  head: Buffer,
+  logger: Logger,
+): void {
+  socket.on("error", () => socket.destroy());
+  const requestId = randomUUID();
+  const method = req.method ?? "GET";
+  const authority = typeof req.headers.host === "string" ? req.headers.host : "";
+  const routed = routeRequest(snapshots.current, req, hostOf(authority), method);
+  if ("category" in routed) {
+    refuse(socket, routed, requestId);
+    return;
+  }
+  const { route, target, encrypted } = routed;
+  const index = route.pool.balancer.pick();
+  const endpoint = route.pool.endpoints[index];
+  if (!endpoint) {
+    refuse(socket, ProxyError.NoHealthyUpstream, requestId);
+    return;
+  }
+  endpoint.metrics.requests.inc();
+  endpoint.dispatcher
+    .upgrade({
+      path: target.query === "" ? target.path : `${target.path}?${target.query}`,
+      method,
+      headers: upstreamRequestHeaders(req.headers, {
+        clientIp: req.socket.remoteAddress ?? "",
+        proto: encrypted ? "https" : "http",
+        host: authority,
+        requestId,
+      }),
+      protocol: String(req.headers.upgrade ?? "websocket"),
+    })
+    .then(({ headers, socket: upstream }) => {
+      if (socket.destroyed) {
+        upstream.destroy();
+        return;
+      }
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\n${headerLines(headers)}x-request-id: ${requestId}\r\n\r\n`,
+      );
+      if (head.length > 0) upstream.write(head);
+      upstream.on("error", () => socket.destroy());
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+      socket.once("close", () => upstream.destroy());
+      upstream.once("close", () => socket.destroy());
+    })
+    .catch((error: Error & { code?: string }) => {
+      logger.debug({ err: error, route: route.id }, "upgrade failed upstream");
+      refuse(
+        socket,
+        error.code === "ECONNREFUSED" ? ProxyError.UpstreamConnectFailed : ProxyError.UpstreamReset,
+        requestId,
+      );
+    });
+}
+
+function headerLines(headers: IncomingHttpHeaders): string {
+  let out = "";
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || name === "x-request-id") continue;
+    for (const item of Array.isArray(value) ? value : [value]) out += `${name}: ${item}\r\n`;
+  }
+  return out;
+}
+
+function refuse(socket: Duplex, error: ProxyErrorKind, requestId: string): void {
+  const body = `{"error":"${error.category}","request_id":"${requestId}"}`;
+  socket.end(
+    `HTTP/1.1 ${error.status} ${error.category}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}

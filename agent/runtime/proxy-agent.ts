@@ -1,0 +1,207 @@
+/**
+ * One agent process: its registries, its snapshot and its listeners, and config changes as
+ * transactions (Caddy's changeConfig): validate → plan → read certificates → open listeners →
+ * bind → swap → retire what is unused. Any failure before the swap leaves everything as it
+ * was, and says why with paths. Changes run one at a time, in the order they arrive.
+ */
+import type { Duplex } from "node:stream";
+import {
+  type ConfigChange,
+  type ConfigIssue,
+  type DynamicConfig,
+  diffConfigs,
+  type StaticConfig,
+  validateDynamicConfig,
+} from "../../services/config/index.js";
+import type { Logger } from "../../services/telemetry/logger.js";
+import { LISTENER_DEFAULTS, ListenerError, ListenerManager } from "../listener/listener-manager.js";
+import { loadTlsMaterial } from "../listener/tls-material.js";
+import type { AccessLog } from "../observability/access-log.js";
+import { AgentMetrics } from "../observability/metrics.js";
+import { type ClientRequest, createRequestHandler } from "../proxy/engine.js";
+import { handleUpgrade } from "../proxy/upgrade.js";
+import { bindSnapshot, planSnapshot } from "../snapshot/compile.js";
+import type { Snapshot } from "../snapshot/snapshot.js";
+import { type HistoryEntry, SnapshotStore } from "../snapshot/snapshot-store.js";
+import { RetryBudgetRegistry } from "../upstream/retry-budget.js";
+import { UpstreamRegistry } from "../upstream/upstream-registry.js";
+
+export type ApplyResult =
+  | { readonly status: "applied"; readonly version: string; readonly changes: readonly ConfigChange[] }
+  | { readonly status: "unchanged"; readonly version: string }
+  | { readonly status: "rejected"; readonly errors: readonly ConfigIssue[] };
+
+export interface AgentOptions {
+  readonly staticConfig: StaticConfig;
+  readonly logger: Logger;
+  readonly accessLog: AccessLog;
+}
+
+export class ProxyAgent {
+  readonly metrics = new AgentMetrics();
+  readonly snapshots = new SnapshotStore();
+  readonly #upstreams = new UpstreamRegistry(this.metrics);
+  readonly #retryBudgets = new RetryBudgetRegistry();
+  readonly #listeners: ListenerManager;
+  readonly #logger: Logger;
+  readonly #accessLog: AccessLog;
+  readonly #static: StaticConfig;
+  #queue: Promise<unknown> = Promise.resolve();
+  #draining = false;
+
+  constructor(options: AgentOptions) {
+    this.#logger = options.logger;
+    this.#static = options.staticConfig;
+    this.#accessLog = options.accessLog;
+    const request = createRequestHandler({
+      snapshots: this.snapshots,
+      accessLog: this.#accessLog,
+      onInternalError: (error) => this.#logger.error({ err: error }, "request handling failed"),
+    });
+    this.#listeners = new ListenerManager(
+      {
+        request,
+        upgrade: (req: ClientRequest, socket: Duplex, head: Buffer) =>
+          handleUpgrade(this.snapshots, req, socket, head, this.#logger),
+      },
+      {
+        readHeaderTimeoutMs: this.#static.read_header_timeout ?? LISTENER_DEFAULTS.readHeaderTimeoutMs,
+        idleTimeoutMs: this.#static.idle_timeout ?? LISTENER_DEFAULTS.idleTimeoutMs,
+        maxHeaderSize: this.#static.max_header_size ?? LISTENER_DEFAULTS.maxHeaderSize,
+      },
+      this.#logger,
+    );
+  }
+
+  get ready(): boolean {
+    return this.snapshots.current !== undefined && !this.#draining;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  listeners() {
+    return this.#listeners.bound();
+  }
+
+  /** Validates and applies a config (raw data, as parsed from YAML or JSON). */
+  apply(data: unknown, source: string): Promise<ApplyResult> {
+    const validated = validateDynamicConfig(data);
+    if (!validated.ok) {
+      this.metrics.configReloads.labels("rejected").inc();
+      return Promise.resolve({ status: "rejected", errors: validated.errors });
+    }
+    return this.applyValidated(validated.value, source);
+  }
+
+  /** Applies a config already validated (canonical). */
+  applyValidated(config: DynamicConfig, source: string): Promise<ApplyResult> {
+    const run = this.#queue.then(() => this.#transaction(config, source));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Re-applies the config of an earlier version, as a new version. */
+  rollback(version: string): Promise<ApplyResult> | undefined {
+    const entry = this.snapshots.find(version);
+    return entry ? this.applyValidated(entry.config, `rollback to ${version}`) : undefined;
+  }
+
+  history(): readonly HistoryEntry[] {
+    return this.snapshots.history();
+  }
+
+  /** What applying `data` would change, or why it cannot be applied. */
+  diff(data: unknown): { ok: true; changes: ConfigChange[] } | { ok: false; errors: readonly ConfigIssue[] } {
+    const validated = validateDynamicConfig(data);
+    if (!validated.ok) return { ok: false, errors: validated.errors };
+    return { ok: true, changes: diffConfigs(this.snapshots.current?.config ?? {}, validated.value) };
+  }
+
+  async #transaction(config: DynamicConfig, source: string): Promise<ApplyResult> {
+    const previous = this.snapshots.current;
+    const plan = planSnapshot(config);
+    if (previous && previous.contentHash === plan.contentHash) {
+      this.metrics.configReloads.labels("unchanged").inc();
+      return { status: "unchanged", version: previous.version };
+    }
+    const staticTls = this.#static.tls;
+    const tls = await loadTlsMaterial(
+      config.tls,
+      staticTls ? { certFile: staticTls.cert_file, keyFile: staticTls.key_file } : undefined,
+    );
+    if (!tls.ok) return this.#reject(tls.errors.map((e) => ({ code: "invalid_value", ...e })));
+    if ((config.listeners ?? []).some((l) => l.protocol === "https") && !tls.value) {
+      return this.#reject([
+        {
+          code: "missing_field",
+          path: "tls.certificates",
+          message: "https listeners need a certificate (or PROXY_TLS_CERT/KEY)",
+        },
+      ]);
+    }
+
+    let closeRemoved: () => Promise<void>;
+    try {
+      closeRemoved = await this.#listeners.reconcile(config.listeners ?? [], tls.value);
+    } catch (error) {
+      if (error instanceof ListenerError) {
+        return this.#reject([{ code: "invalid_value", path: "listeners", message: error.message }]);
+      }
+      throw error;
+    }
+    let snapshot: Snapshot;
+    try {
+      snapshot = bindSnapshot(plan, this.snapshots.nextSequence(), {
+        upstreams: this.#upstreams,
+        retryBudgets: this.#retryBudgets,
+        metrics: this.metrics,
+      });
+    } catch (error) {
+      return this.#reject([{ code: "invalid_value", path: "pools", message: (error as Error).message }]);
+    }
+
+    this.snapshots.swap(snapshot, source);
+    this.metrics.configReloads.labels("applied").inc();
+    this.metrics.configInfo.reset();
+    this.metrics.configInfo.labels(snapshot.version, snapshot.contentHash).set(1);
+    const changes = diffConfigs(previous?.config ?? {}, config);
+    this.#logger.info({ version: snapshot.version, source, changes: changes.length }, "config applied");
+    // Retire what the new snapshot no longer uses, once in-flight requests let go of it.
+    void this.#upstreams.retain(snapshot.pools);
+    this.#retryBudgets.retain(new Set(snapshot.routes.map((r) => r.id)));
+    void closeRemoved();
+    return { status: "applied", version: snapshot.version, changes };
+  }
+
+  #reject(errors: ConfigIssue[]): ApplyResult {
+    this.metrics.configReloads.labels("rejected").inc();
+    this.#logger.warn({ errors }, "config rejected; the current snapshot keeps serving");
+    return { status: "rejected", errors };
+  }
+
+  /**
+   * The spec's graceful shutdown, in its six stages: (1) mark draining, so readiness fails;
+   * (2) stop accepting new connections; (3) wait `drainDelayMs` for load balancers to
+   * converge, still serving open connections; (4) close idle connections; (5) wait up to
+   * `drainTimeoutMs` for active requests; (6) cut whatever is left.
+   */
+  async shutdown(drainDelayMs: number, drainTimeoutMs: number): Promise<void> {
+    this.#draining = true;
+    this.#logger.info({ drainDelayMs, drainTimeoutMs }, "draining");
+    this.#listeners.stopAccepting();
+    await sleep(drainDelayMs);
+    this.#listeners.closeIdle();
+    const deadline = Date.now() + drainTimeoutMs;
+    while (this.#listeners.activeConnections() > 0 && Date.now() < deadline) await sleep(50);
+    const cut = this.#listeners.activeConnections();
+    this.#listeners.destroyAll();
+    await this.#upstreams.close(cut > 0);
+    this.#logger.info({ cutConnections: cut }, "stopped");
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
