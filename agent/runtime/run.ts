@@ -37,9 +37,11 @@ export async function runAgent(
       agent.metrics.configReloads.labels("rejected").inc();
       return read;
     }
-    const result = await agent.applyValidated(read.config, `${file} (${why})`);
+    const source = `${file} (${why})`;
+    const result = await agent.applyValidated(read.config, source);
     if (result.status === "rejected")
       logger.error({ file, errors: result.errors }, `config ${why}: rejected`);
+    if (result.status === "unchanged") logger.info({ source, version: result.version }, "config unchanged");
     return result;
   };
 
