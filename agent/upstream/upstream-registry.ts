@@ -16,6 +16,7 @@ import { type Balancer, createBalancer } from "./balancers/balancer.js";
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+const H2_STREAMS_PER_CONNECTION = 100;
 
 export class EndpointRuntime {
   /** Requests in flight now; least_request balances on it. */
@@ -150,9 +151,13 @@ function createDispatcher(origin: string, pool: PoolConfig): Dispatcher {
   };
   // HTTP/2 to a cleartext upstream is prior-knowledge h2c, one multiplexed session.
   if (pool.protocol === "h2" && !tls) return new H2CClient(origin, common);
+  const h2 = pool.protocol === "h2";
   return new Pool(origin, {
     ...common,
     connections: limits?.max_connections ?? null,
-    allowH2: pool.protocol === "h2",
+    allowH2: h2,
+    // undici counts a connection busy past `pipelining` requests; for HTTP/2 that is the
+    // number of streams it multiplexes before opening another connection.
+    pipelining: h2 ? H2_STREAMS_PER_CONNECTION : 1,
   });
 }

@@ -47,11 +47,12 @@ describe("the admin API", () => {
   });
 
   it("refuses /api/v2 without the bearer token, or with a wrong one, as 401 JSON", async () => {
-    for (const headers of [
+    const attempts: Array<Record<string, string>> = [
       {},
       { authorization: "Bearer wrong-token-0000000000" },
       { authorization: ADMIN_TOKEN },
-    ]) {
+    ];
+    for (const headers of attempts) {
       const res = await request(`${agent.adminUrl}/api/v2/config/current`, { headers });
       expect(res.status).toBe(401);
       expect(await res.json()).toMatchObject({ error: "unauthorized" });
