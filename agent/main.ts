@@ -1,15 +1,20 @@
 #!/usr/bin/env node
 /**
  * `proxy`: the Coherent agent. Serves the config file given with --config (or
- * PROXY_CONFIG_FILE), reloads it on change and SIGHUP, drains gracefully on SIGTERM.
+ * PROXY_CONFIG_FILE), reloads it on change and SIGHUP, drains gracefully on SIGTERM. With
+ * `workers` above 1 this process is the primary and the workers are forks of it.
  */
+import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
 import { Command } from "commander";
 import pino from "pino";
 import { formatIssue } from "../services/config/index.js";
 import { createLogger } from "../services/telemetry/logger.js";
 import { createAccessLog, NO_ACCESS_LOG } from "./observability/access-log.js";
-import { runAgent } from "./runtime/run.js";
+import { ClusterPrimary, runWorker, WORKER_ENV } from "./runtime/cluster.js";
+import type { ConfigTarget } from "./runtime/config-target.js";
+import { ProxyAgent } from "./runtime/proxy-agent.js";
+import { runControl } from "./runtime/run.js";
 import { resolveSettings, SettingsError } from "./runtime/settings.js";
 
 const program = new Command("proxy")
@@ -40,8 +45,19 @@ async function main(): Promise<void> {
   const logger = createLogger({ name: "proxy", level: settings.logLevel, destination: stdout });
   const accessLog =
     settings.staticConfig.logging?.access_log === false ? NO_ACCESS_LOG : createAccessLog(stdout);
+
+  if (cluster.isWorker && process.env[WORKER_ENV]) {
+    runWorker(settings, logger.child({ worker: cluster.worker?.id }), accessLog);
+    return;
+  }
   try {
-    const running = await runAgent(settings, logger, accessLog);
+    let target: ConfigTarget;
+    if (settings.workers > 1) {
+      const primary = new ClusterPrimary(settings.workers, logger);
+      await primary.start();
+      target = primary;
+    } else target = new ProxyAgent({ staticConfig: settings.staticConfig, logger, accessLog });
+    const running = await runControl(settings, logger, target);
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
@@ -49,7 +65,7 @@ async function main(): Promise<void> {
       logger.info({ signal }, "shutting down");
       running.stop().then(
         () => process.exit(0),
-        (error) => {
+        (error: unknown) => {
           logger.error({ err: error }, "shutdown failed");
           process.exit(1);
         },

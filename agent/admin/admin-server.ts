@@ -27,7 +27,7 @@ export interface AdminTarget {
   current(): { version: string; config: unknown } | undefined;
   rollback(version: string): Promise<AdminApplyResult> | undefined;
   pools(): ReadonlyArray<{ id: string; endpoints: ReadonlyArray<{ address: string; weight: number }> }>;
-  listeners(): unknown[];
+  listeners(): Promise<unknown[]>;
   metrics(): Promise<{ contentType: string; body: string }>;
 }
 
@@ -188,5 +188,5 @@ function registerApi(api: FastifyInstance, target: AdminTarget): void {
 
   api.get("/traffic/canary", async () => ({ routes: [] }));
 
-  api.get("/listeners", async () => ({ listeners: target.listeners() }));
+  api.get("/listeners", async () => ({ listeners: await target.listeners() }));
 }

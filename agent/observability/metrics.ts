@@ -59,10 +59,12 @@ export class AgentMetrics {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
+  // Every worker of a cluster reports the same value: aggregated as one, not summed.
   readonly poolTotalEndpoints = new Gauge({
     name: "proxy_pool_total_endpoints",
     help: "Endpoints configured in a pool",
     labelNames: ["pool"] as const,
+    aggregator: "first",
     registers: [this.registry],
   });
   readonly retries = new Counter({
@@ -81,6 +83,7 @@ export class AgentMetrics {
     name: "proxy_config_info",
     help: "The active config: 1 for its version and content hash",
     labelNames: ["version", "content_sha256"] as const,
+    aggregator: "first",
     registers: [this.registry],
   });
 

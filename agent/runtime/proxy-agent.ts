@@ -21,15 +21,12 @@ import { AgentMetrics } from "../observability/metrics.js";
 import { type ClientRequest, createRequestHandler } from "../proxy/engine.js";
 import { handleUpgrade } from "../proxy/upgrade.js";
 import { bindSnapshot, planSnapshot } from "../snapshot/compile.js";
+import type { HistoryEntry } from "../snapshot/config-history.js";
 import type { Snapshot } from "../snapshot/snapshot.js";
-import { type HistoryEntry, SnapshotStore } from "../snapshot/snapshot-store.js";
+import { SnapshotStore } from "../snapshot/snapshot-store.js";
 import { RetryBudgetRegistry } from "../upstream/retry-budget.js";
 import { UpstreamRegistry } from "../upstream/upstream-registry.js";
-
-export type ApplyResult =
-  | { readonly status: "applied"; readonly version: string; readonly changes: readonly ConfigChange[] }
-  | { readonly status: "unchanged"; readonly version: string }
-  | { readonly status: "rejected"; readonly errors: readonly ConfigIssue[] };
+import type { ApplyResult, ConfigTarget } from "./config-target.js";
 
 export interface AgentOptions {
   readonly staticConfig: StaticConfig;
@@ -37,7 +34,7 @@ export interface AgentOptions {
   readonly accessLog: AccessLog;
 }
 
-export class ProxyAgent {
+export class ProxyAgent implements ConfigTarget {
   readonly metrics = new AgentMetrics();
   readonly snapshots = new SnapshotStore();
   readonly #upstreams = new UpstreamRegistry(this.metrics);
@@ -81,45 +78,38 @@ export class ProxyAgent {
     return this.#draining;
   }
 
-  listeners() {
+  async listeners() {
     return this.#listeners.bound();
   }
 
-  /** Validates and applies a config (raw data, as parsed from YAML or JSON). */
-  apply(data: unknown, source: string): Promise<ApplyResult> {
-    const validated = validateDynamicConfig(data);
-    if (!validated.ok) {
-      this.metrics.configReloads.labels("rejected").inc();
-      return Promise.resolve({ status: "rejected", errors: validated.errors });
-    }
-    return this.applyValidated(validated.value, source);
+  current(): HistoryEntry | undefined {
+    return this.snapshots.history.latest;
   }
 
-  /** Applies a config already validated (canonical). */
-  applyValidated(config: DynamicConfig, source: string): Promise<ApplyResult> {
-    const run = this.#queue.then(() => this.#transaction(config, source));
+  recordRejected(): void {
+    this.metrics.configReloads.labels("rejected").inc();
+  }
+
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() };
+  }
+
+  /**
+   * Applies a config already validated (canonical). A cluster's primary passes the sequence
+   * it numbered the config with; alone, the agent numbers it itself.
+   */
+  applyValidated(config: DynamicConfig, source: string, sequence?: number): Promise<ApplyResult> {
+    const run = this.#queue.then(() => this.#transaction(config, source, sequence));
     this.#queue = run.catch(() => undefined);
     return run;
   }
 
-  /** Re-applies the config of an earlier version, as a new version. */
   rollback(version: string): Promise<ApplyResult> | undefined {
-    const entry = this.snapshots.find(version);
+    const entry = this.snapshots.history.find(version);
     return entry ? this.applyValidated(entry.config, `rollback to ${version}`) : undefined;
   }
 
-  history(): readonly HistoryEntry[] {
-    return this.snapshots.history();
-  }
-
-  /** What applying `data` would change, or why it cannot be applied. */
-  diff(data: unknown): { ok: true; changes: ConfigChange[] } | { ok: false; errors: readonly ConfigIssue[] } {
-    const validated = validateDynamicConfig(data);
-    if (!validated.ok) return { ok: false, errors: validated.errors };
-    return { ok: true, changes: diffConfigs(this.snapshots.current?.config ?? {}, validated.value) };
-  }
-
-  async #transaction(config: DynamicConfig, source: string): Promise<ApplyResult> {
+  async #transaction(config: DynamicConfig, source: string, sequence?: number): Promise<ApplyResult> {
     const previous = this.snapshots.current;
     const plan = planSnapshot(config);
     if (previous && previous.contentHash === plan.contentHash) {
@@ -153,7 +143,7 @@ export class ProxyAgent {
     }
     let snapshot: Snapshot;
     try {
-      snapshot = bindSnapshot(plan, this.snapshots.nextSequence(), {
+      snapshot = bindSnapshot(plan, sequence ?? this.snapshots.history.nextSequence(), {
         upstreams: this.#upstreams,
         retryBudgets: this.#retryBudgets,
         metrics: this.metrics,

@@ -1,44 +1,42 @@
 /**
- * Running one agent process: config file in, listeners and the admin API up, reloads on file
- * change and SIGHUP, the spec's graceful shutdown on SIGTERM.
+ * The control side of an agent process: the config file in (read at start, on change and on
+ * SIGHUP), the admin API and the metrics listener up, and shutdown. It drives a ConfigTarget:
+ * one agent in this process, or a cluster's workers.
  */
 import { createServer, type Server } from "node:http";
 import type { FastifyInstance } from "fastify";
-import { formatIssue, validateDynamicConfig } from "../../services/config/index.js";
+import { diffConfigs, formatIssue, validateDynamicConfig } from "../../services/config/index.js";
 import type { Logger } from "../../services/telemetry/logger.js";
 import { type AdminApplyResult, type AdminTarget, startAdminServer } from "../admin/admin-server.js";
 import { parseListenAddress } from "../listener/listener-manager.js";
-import type { AccessLog } from "../observability/access-log.js";
 import { readConfigFile, watchConfigFile } from "./config-file.js";
-import { ProxyAgent } from "./proxy-agent.js";
+import type { ApplyResult, ConfigTarget } from "./config-target.js";
 import type { Settings } from "./settings.js";
 
 export interface RunningAgent {
-  readonly agent: ProxyAgent;
   stop(): Promise<void>;
 }
 
-export async function runAgent(
+export async function runControl(
   settings: Settings,
   logger: Logger,
-  accessLog: AccessLog,
+  target: ConfigTarget,
 ): Promise<RunningAgent> {
-  const agent = new ProxyAgent({ staticConfig: settings.staticConfig, logger, accessLog });
   const file = settings.configFile;
   if (!file) throw new Error("no config: pass --config FILE or set PROXY_CONFIG_FILE");
 
-  const reload = async (why: string) => {
+  const reload = async (why: string): Promise<ApplyResult> => {
     const read = await readConfigFile(file);
     if (!read.ok) {
       logger.error(
         { file, errors: read.errors, lines: read.errors.map((e) => formatIssue(e, file)) },
         `config ${why}: invalid, not applied`,
       );
-      agent.metrics.configReloads.labels("rejected").inc();
-      return read;
+      target.recordRejected();
+      return { status: "rejected", errors: read.errors };
     }
     const source = `${file} (${why})`;
-    const result = await agent.applyValidated(read.config, source);
+    const result = await target.applyValidated(read.config, source);
     if (result.status === "rejected")
       logger.error({ file, errors: result.errors }, `config ${why}: rejected`);
     if (result.status === "unchanged") logger.info({ source, version: result.version }, "config unchanged");
@@ -46,9 +44,8 @@ export async function runAgent(
   };
 
   const first = await reload("start");
-  if (!("status" in first) || first.status === "rejected") {
+  if (first.status === "rejected")
     throw new Error(`the config in ${file} cannot be served; see the errors above`);
-  }
 
   const stopWatching = watchConfigFile(file, () => void reload("file changed"));
   const onHangup = () => void reload("SIGHUP");
@@ -56,7 +53,7 @@ export async function runAgent(
 
   let admin: FastifyInstance | undefined;
   if (settings.adminAddress) {
-    admin = await startAdminServer(adminTarget(agent), {
+    admin = await startAdminServer(adminTarget(target), {
       address: settings.adminAddress,
       tokens: settings.adminTokens,
       tls: settings.staticConfig.admin?.tls,
@@ -68,68 +65,75 @@ export async function runAgent(
     logger.info({ address: where, api: settings.adminTokens.length > 0 }, "admin API listening");
   }
   const metricsServer = settings.metricsAddress
-    ? await startMetricsServer(agent, settings.metricsAddress)
+    ? await startMetricsServer(target, settings.metricsAddress)
     : undefined;
 
   return {
-    agent,
     async stop() {
       stopWatching();
       process.off("SIGHUP", onHangup);
-      await agent.shutdown(settings.drainDelayMs, settings.drainTimeoutMs);
+      await target.shutdown(settings.drainDelayMs, settings.drainTimeoutMs);
       await admin?.close();
       metricsServer?.close();
     },
   };
 }
 
-function adminTarget(agent: ProxyAgent): AdminTarget {
-  const toAdmin = async (pending: ReturnType<ProxyAgent["apply"]>): Promise<AdminApplyResult> => {
+function adminTarget(target: ConfigTarget): AdminTarget {
+  const toAdmin = async (pending: Promise<ApplyResult>): Promise<AdminApplyResult> => {
     const result = await pending;
     return result.status === "rejected" ? result : { status: result.status, version: result.version };
   };
   return {
     get ready() {
-      return agent.ready;
+      return target.ready;
     },
     get version() {
-      return agent.snapshots.current?.version;
+      return target.current()?.version;
     },
-    apply: (config, source) => toAdmin(agent.apply(config, source)),
-    diff: (config) => agent.diff(config),
-    validate: (config) => {
-      const result = validateDynamicConfig(config);
-      return result.ok ? { ok: true } : { ok: false, errors: result.errors };
+    apply: (data, source) => {
+      const validated = validateDynamicConfig(data);
+      if (!validated.ok) {
+        target.recordRejected();
+        return Promise.resolve({ status: "rejected", errors: validated.errors });
+      }
+      return toAdmin(target.applyValidated(validated.value, source));
+    },
+    diff: (data) => {
+      const validated = validateDynamicConfig(data);
+      if (!validated.ok) return { ok: false, errors: validated.errors };
+      return { ok: true, changes: diffConfigs(target.current()?.config ?? {}, validated.value) };
+    },
+    validate: (data) => {
+      const validated = validateDynamicConfig(data);
+      return validated.ok ? { ok: true } : { ok: false, errors: validated.errors };
     },
     current: () => {
-      const snapshot = agent.snapshots.current;
-      return snapshot && { version: snapshot.version, config: snapshot.config };
+      const entry = target.current();
+      return entry && { version: entry.version, config: entry.config };
     },
     rollback: (version) => {
-      const pending = agent.rollback(version);
+      const pending = target.rollback(version);
       return pending && toAdmin(pending);
     },
     pools: () =>
-      (agent.snapshots.current?.config.pools ?? []).map((pool) => ({
+      (target.current()?.config.pools ?? []).map((pool) => ({
         id: pool.id,
         endpoints: pool.endpoints.map((e) => ({ address: e.address, weight: e.weight ?? 1 })),
       })),
-    listeners: () => agent.listeners(),
-    metrics: async () => ({
-      contentType: agent.metrics.registry.contentType,
-      body: await agent.metrics.registry.metrics(),
-    }),
+    listeners: () => target.listeners(),
+    metrics: () => target.scrape(),
   };
 }
 
-async function startMetricsServer(agent: ProxyAgent, address: string): Promise<Server> {
+async function startMetricsServer(target: ConfigTarget, address: string): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.url !== "/metrics") {
       res.writeHead(404).end();
       return;
     }
-    agent.metrics.registry.metrics().then(
-      (body) => res.writeHead(200, { "content-type": agent.metrics.registry.contentType }).end(body),
+    target.scrape().then(
+      ({ contentType, body }) => res.writeHead(200, { "content-type": contentType }).end(body),
       () => res.writeHead(500).end(),
     );
   });

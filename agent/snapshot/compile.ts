@@ -14,6 +14,7 @@ import type { AgentMetrics } from "../observability/metrics.js";
 import { compileRouter, type Router } from "../router/router.js";
 import type { RetryBudgetRegistry } from "../upstream/retry-budget.js";
 import type { PoolRuntime, UpstreamRegistry } from "../upstream/upstream-registry.js";
+import { versionOf } from "./config-history.js";
 import type { CompiledRoute, EffectivePolicy, Snapshot } from "./snapshot.js";
 
 /** Defaults for what a policy leaves out (Envoy's backoff: 25 ms base, 250 ms cap). */
@@ -100,7 +101,7 @@ export function bindSnapshot(plan: SnapshotPlan, sequence: number, registries: R
     retryBudget: registries.retryBudgets.budgetFor(route.id, route.policy.budgetPercent),
   }));
   return {
-    version: `${sequence}-${plan.contentHash.slice(0, 12)}`,
+    version: versionOf(sequence, plan.contentHash),
     sequence,
     contentHash: plan.contentHash,
     config: plan.config,

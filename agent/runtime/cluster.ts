@@ -1,0 +1,213 @@
+/**
+ * Every core (static config `workers: N | auto`): a primary process holds the control side —
+ * config file, admin API, metrics — and N workers each run the data plane on the same
+ * listening sockets (node:cluster shares them). The primary numbers each config and sends it
+ * to every worker; a change is answered once every worker has applied it. A worker that dies
+ * is replaced and given the current config. /metrics adds up all workers.
+ *
+ * The IPC protocol: the primary sends requests with an id, each worker answers with the same
+ * id. Messages are JSON, so configs travel in their canonical form.
+ */
+import cluster, { type Worker } from "node:cluster";
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from "prom-client";
+import { contentHash, type DynamicConfig } from "../../services/config/index.js";
+import type { Logger } from "../../services/telemetry/logger.js";
+import type { BoundListener } from "../listener/listener-manager.js";
+import type { AccessLog } from "../observability/access-log.js";
+import { AgentMetrics } from "../observability/metrics.js";
+import { ConfigHistory, type HistoryEntry } from "../snapshot/config-history.js";
+import type { ApplyResult, ConfigTarget } from "./config-target.js";
+import { ProxyAgent } from "./proxy-agent.js";
+import type { Settings } from "./settings.js";
+
+export const WORKER_ENV = "COHERENT_AGENT_WORKER";
+
+type Request =
+  | { type: "apply"; config: DynamicConfig; source: string; sequence: number }
+  | { type: "scrape" }
+  | { type: "listeners" }
+  | { type: "shutdown"; drainDelayMs: number; drainTimeoutMs: number };
+
+type ToWorker = Request & { id: number };
+type FromWorker = { type: "started" } | { type: "reply"; id: number; value: unknown };
+
+export class ClusterPrimary implements ConfigTarget {
+  readonly #history = new ConfigHistory();
+  readonly #metrics = new AgentMetrics();
+  readonly #workers = new Set<Worker>();
+  readonly #replies = new Map<number, (value: unknown) => void>();
+  #queue: Promise<unknown> = Promise.resolve();
+  #nextId = 0;
+  #stopping = false;
+
+  constructor(
+    private readonly count: number,
+    private readonly logger: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await Promise.all(Array.from({ length: this.count }, () => this.#fork()));
+    this.logger.info({ workers: this.count }, "workers started");
+  }
+
+  get ready(): boolean {
+    return this.#history.latest !== undefined && !this.#stopping && this.#workers.size > 0;
+  }
+
+  current(): HistoryEntry | undefined {
+    return this.#history.latest;
+  }
+
+  recordRejected(): void {
+    this.#metrics.configReloads.labels("rejected").inc();
+  }
+
+  applyValidated(config: DynamicConfig, source: string): Promise<ApplyResult> {
+    const run = this.#queue.then(() => this.#apply(config, source));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  rollback(version: string): Promise<ApplyResult> | undefined {
+    const entry = this.#history.find(version);
+    return entry ? this.applyValidated(entry.config, `rollback to ${version}`) : undefined;
+  }
+
+  async listeners(): Promise<BoundListener[]> {
+    const [first] = this.#workers;
+    return first ? ((await this.#ask(first, { type: "listeners" })) as BoundListener[]) : [];
+  }
+
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    const perWorker = await Promise.all([...this.#workers].map((w) => this.#ask(w, { type: "scrape" })));
+    const own = await this.#metrics.registry.getMetricsAsJSON();
+    type Exported = MetricObjectWithValues<MetricValue<string>>[];
+    const registry = AggregatorRegistry.aggregate([...(perWorker as Exported[]), own as Exported]);
+    return { contentType: registry.contentType, body: await registry.metrics() };
+  }
+
+  async shutdown(drainDelayMs: number, drainTimeoutMs: number): Promise<void> {
+    this.#stopping = true;
+    const exits = [...this.#workers].map(
+      (w) => new Promise<void>((resolve) => w.once("exit", () => resolve())),
+    );
+    for (const worker of this.#workers)
+      this.#send(worker, { type: "shutdown", drainDelayMs, drainTimeoutMs, id: 0 });
+    await Promise.all(exits);
+  }
+
+  async #apply(config: DynamicConfig, source: string): Promise<ApplyResult> {
+    const current = this.#history.latest;
+    const hash = contentHash(config);
+    if (current?.contentHash === hash) {
+      this.#metrics.configReloads.labels("unchanged").inc();
+      return { status: "unchanged", version: current.version };
+    }
+    const sequence = this.#history.nextSequence();
+    const results = await this.#applyEverywhere(config, source, sequence);
+    const rejected = results.find((r) => r.status === "rejected");
+    if (!rejected) {
+      this.#history.record(sequence, hash, config, source);
+      this.#metrics.configReloads.labels("applied").inc();
+      return results.find((r) => r.status === "applied") ?? (results[0] as ApplyResult);
+    }
+    this.#metrics.configReloads.labels("rejected").inc();
+    // Workers apply the same config the same way, so they agree; should one have applied it
+    // anyway, the last good config goes out again, as a new version.
+    if (current && results.some((r) => r.status === "applied")) {
+      const again = this.#history.nextSequence();
+      await this.#applyEverywhere(current.config, `revert after a refused change (${source})`, again);
+      this.#history.record(again, current.contentHash, current.config, "revert");
+    }
+    return rejected;
+  }
+
+  #applyEverywhere(config: DynamicConfig, source: string, sequence: number): Promise<ApplyResult[]> {
+    return Promise.all(
+      [...this.#workers].map(
+        (w) => this.#ask(w, { type: "apply", config, source, sequence }) as Promise<ApplyResult>,
+      ),
+    );
+  }
+
+  async #fork(): Promise<void> {
+    const worker = cluster.fork({ [WORKER_ENV]: "1" });
+    worker.on("message", (message: FromWorker) => {
+      if (message.type === "reply") {
+        this.#replies.get(message.id)?.(message.value);
+        this.#replies.delete(message.id);
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      worker.on("message", (message: FromWorker) => message.type === "started" && resolve());
+      worker.once("exit", (code) => reject(new Error(`worker exited with code ${code} while starting`)));
+    });
+    this.#workers.add(worker);
+    worker.once("exit", (code, signal) => {
+      this.#workers.delete(worker);
+      if (this.#stopping) return;
+      this.logger.error({ worker: worker.process.pid, code, signal }, "worker died; starting another");
+      void this.#replace();
+    });
+  }
+
+  async #replace(): Promise<void> {
+    await this.#fork();
+    const current = this.#history.latest;
+    const [worker] = [...this.#workers].slice(-1);
+    if (current && worker) {
+      await this.#ask(worker, {
+        type: "apply",
+        config: current.config,
+        source: "worker restart",
+        sequence: current.sequence,
+      });
+    }
+  }
+
+  #ask(worker: Worker, request: Request): Promise<unknown> {
+    const id = ++this.#nextId;
+    return new Promise((resolve, reject) => {
+      this.#replies.set(id, resolve);
+      worker.once("exit", () => {
+        if (this.#replies.delete(id)) reject(new Error("the worker exited before answering"));
+      });
+      this.#send(worker, { ...request, id });
+    });
+  }
+
+  #send(worker: Worker, message: ToWorker): void {
+    if (worker.isConnected()) worker.send(message);
+  }
+}
+
+/** A worker: one agent, driven by its primary. */
+export function runWorker(settings: Settings, logger: Logger, accessLog: AccessLog): void {
+  const agent = new ProxyAgent({ staticConfig: settings.staticConfig, logger, accessLog });
+  const reply = (id: number, value: unknown) =>
+    process.send?.({ type: "reply", id, value } satisfies FromWorker);
+  process.on("message", (message: ToWorker) => {
+    switch (message.type) {
+      case "apply":
+        void agent
+          .applyValidated(message.config, message.source, message.sequence)
+          .then((r) => reply(message.id, r));
+        break;
+      case "scrape":
+        void agent.metrics.registry.getMetricsAsJSON().then((m) => reply(message.id, m));
+        break;
+      case "listeners":
+        void agent.listeners().then((l) => reply(message.id, l));
+        break;
+      case "shutdown":
+        void agent.shutdown(message.drainDelayMs, message.drainTimeoutMs).then(() => process.exit(0));
+        break;
+    }
+  });
+  // Ctrl-C reaches the whole process group; the primary decides when workers stop.
+  process.on("SIGINT", () => undefined);
+  process.on("SIGTERM", () => undefined);
+  // Without a primary nobody would send configs or stop this worker.
+  process.on("disconnect", () => process.exit(1));
+  process.send?.({ type: "started" } satisfies FromWorker);
+}
