@@ -6,12 +6,10 @@
  */
 import type { Duplex } from "node:stream";
 import {
-  type ConfigChange,
   type ConfigIssue,
   type DynamicConfig,
   diffConfigs,
   type StaticConfig,
-  validateDynamicConfig,
 } from "../../services/config/index.js";
 import type { Logger } from "../../services/telemetry/logger.js";
 import { LISTENER_DEFAULTS, ListenerError, ListenerManager } from "../listener/listener-manager.js";
