@@ -9,8 +9,11 @@ export const ProxyError = {
   TlsRequired: { category: "tls_required", status: 403 },
   MtlsRequired: { category: "mtls_required", status: 403 },
   NoRoute: { category: "no_route", status: 404 },
+  /** The request head did not arrive within read_header_timeout (slowloris). */
+  RequestTimeout: { category: "request_timeout", status: 408 },
   PayloadTooLarge: { category: "payload_too_large", status: 413 },
   RateLimited: { category: "rate_limited", status: 429 },
+  HeadersTooLarge: { category: "headers_too_large", status: 431 },
   UpstreamConnectFailed: { category: "upstream_connect_failed", status: 502 },
   /** The upstream closed or reset the connection, or answered with something that is not HTTP. */
   UpstreamReset: { category: "upstream_reset", status: 502 },

@@ -5,6 +5,8 @@
  * pick certificates by SNI from the current TLS material, so certificate changes need no
  * restart.
  */
+
+import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { createServer as createHttpServer, type Server as HttpServer, type ServerOptions } from "node:http";
 import { createSecureServer, type Http2SecureServer } from "node:http2";
@@ -12,8 +14,9 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from "n
 import type { Duplex } from "node:stream";
 import type { Listener } from "../../services/config/index.js";
 import type { Logger } from "../../services/telemetry/logger.js";
+import { ProxyError, type ProxyErrorKind } from "../errors.js";
 import type { ClientRequest } from "../proxy/engine.js";
-import type { ClientResponse } from "../proxy/respond.js";
+import { type ClientResponse, writeRawError } from "../proxy/respond.js";
 import { contextFor, type TlsMaterial } from "./tls-material.js";
 
 /** Process-wide defaults, from the static config. */
@@ -22,6 +25,12 @@ export interface ListenerDefaults {
   readonly idleTimeoutMs: number;
   readonly maxHeaderSize: number;
 }
+
+/**
+ * How often Node checks header and request deadlines. Its default (30 s) would let a slow
+ * client hold a connection far past `read_header_timeout`.
+ */
+const CHECK_INTERVAL_MS = 500;
 
 export const LISTENER_DEFAULTS: ListenerDefaults = {
   readHeaderTimeoutMs: 10_000,
@@ -162,9 +171,8 @@ export class ListenerManager {
       socket.once("close", () => sockets.delete(socket));
     });
     // Once a connection is accepted it is the data plane's: errors on it must never escape.
-    server.on("clientError", (_error: Error, socket: Duplex) => {
-      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
-      else socket.destroy();
+    server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
+      writeRawError(socket, clientErrorKind(error.code), randomUUID());
     });
     server.on("upgrade", this.handlers.upgrade);
     const { host, port } = parseListenAddress(config.address);
@@ -196,7 +204,11 @@ export class ListenerManager {
     };
     const maxHeaderSize = config.max_header_size ?? this.defaults.maxHeaderSize;
     if (config.protocol !== "https") {
-      const options: ServerOptions = { maxHeaderSize, noDelay: true };
+      const options: ServerOptions = {
+        maxHeaderSize,
+        noDelay: true,
+        connectionsCheckingInterval: CHECK_INTERVAL_MS,
+      };
       const server = createHttpServer(options, handler);
       applyTimeouts(server, config, this.defaults);
       return server;
@@ -217,7 +229,10 @@ export class ListenerManager {
       minVersion: tls?.minVersion,
     };
     if (config.http2 === false) {
-      const server = createHttpsServer({ ...secure, maxHeaderSize, noDelay: true }, handler);
+      const server = createHttpsServer(
+        { ...secure, maxHeaderSize, noDelay: true, connectionsCheckingInterval: CHECK_INTERVAL_MS },
+        handler,
+      );
       applyTimeouts(server, config, this.defaults);
       return server;
     }
@@ -238,6 +253,13 @@ export class ListenerManager {
         (open.server as HttpsServer).setSecureContext({ ...pem, ca: this.#tls?.mtls?.ca });
     }
   }
+}
+
+/** What a request Node could not read gets: its own status where the spec has one. */
+function clientErrorKind(code: string | undefined): ProxyErrorKind {
+  if (code === "HPE_HEADER_OVERFLOW") return ProxyError.HeadersTooLarge;
+  if (code === "ERR_HTTP_REQUEST_TIMEOUT") return ProxyError.RequestTimeout;
+  return ProxyError.BadRequest;
 }
 
 function fixedSettings(config: Listener, tls: TlsMaterial | undefined, defaults: ListenerDefaults): string {

@@ -7,11 +7,12 @@ import { randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../../services/telemetry/logger.js";
-import { ProxyError, type ProxyErrorKind } from "../errors.js";
+import { ProxyError } from "../errors.js";
 import { hostOf } from "../router/normalize-path.js";
 import type { ClientRequest, SnapshotSource } from "./engine.js";
 import { routeRequest } from "./engine.js";
 import { upstreamRequestHeaders } from "./headers.js";
+import { writeRawError } from "./respond.js";
 
 export function handleUpgrade(
   snapshots: SnapshotSource,
@@ -26,14 +27,14 @@ export function handleUpgrade(
   const authority = typeof req.headers.host === "string" ? req.headers.host : "";
   const routed = routeRequest(snapshots.current, req, hostOf(authority), method);
   if ("category" in routed) {
-    refuse(socket, routed, requestId);
+    writeRawError(socket, routed, requestId);
     return;
   }
   const { route, target, encrypted } = routed;
   const index = route.pool.balancer.pick();
   const endpoint = route.pool.endpoints[index];
   if (!endpoint) {
-    refuse(socket, ProxyError.NoHealthyUpstream, requestId);
+    writeRawError(socket, ProxyError.NoHealthyUpstream, requestId);
     return;
   }
   endpoint.metrics.requests.inc();
@@ -66,7 +67,7 @@ export function handleUpgrade(
     })
     .catch((error: Error & { code?: string }) => {
       logger.debug({ err: error, route: route.id }, "upgrade failed upstream");
-      refuse(
+      writeRawError(
         socket,
         error.code === "ECONNREFUSED" ? ProxyError.UpstreamConnectFailed : ProxyError.UpstreamReset,
         requestId,
@@ -81,11 +82,4 @@ function headerLines(headers: IncomingHttpHeaders): string {
     for (const item of Array.isArray(value) ? value : [value]) out += `${name}: ${item}\r\n`;
   }
   return out;
-}
-
-function refuse(socket: Duplex, error: ProxyErrorKind, requestId: string): void {
-  const body = `{"error":"${error.category}","request_id":"${requestId}"}`;
-  socket.end(
-    `HTTP/1.1 ${error.status} ${error.category}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
-  );
 }
