@@ -157,3 +157,43 @@ describe("TLS listeners", () => {
     await Promise.all([withCert.close(), without.close(), wrongCa.close()]);
   });
 });
+
+describe("the admin API over TLS and the environment's default certificate", () => {
+  it("serves /api/v2 only to clients with a certificate from admin.tls.client_ca_file", async () => {
+    const { writeFile: write } = await import("node:fs/promises");
+    const base = `${(await import("node:os")).tmpdir()}/coherent-admin-tls-${process.pid}`;
+    const server = await writePemFiles(base, "admin", await ca.issueServer({ names: ["127.0.0.1"] }));
+    const proxyCert = await writePemFiles(
+      base,
+      "proxy",
+      await ca.issueServer({ names: ["127.0.0.1", "localhost"] }),
+    );
+    const clientCaFile = `${base}/ops-ca.crt`;
+    await write(clientCaFile, clientCa.certPem);
+    const secured = await startAgent({
+      config: `listeners:\n  - address: "127.0.0.1:0"\n    protocol: https\nroutes:\n  - id: r\n    pool: p\npools:\n  - id: p\n    endpoints: [{address: "${upstream.address}"}]\n`,
+      staticConfig: `admin:\n  tls:\n    cert_file: "${server.certFile}"\n    key_file: "${server.keyFile}"\n    client_ca_file: "${clientCaFile}"\n    require_client_cert: true\n`,
+      env: { PROXY_TLS_CERT: proxyCert.certFile, PROXY_TLS_KEY: proxyCert.keyFile },
+    });
+    try {
+      const adminUrl = secured.adminUrl.replace("http://", "https://");
+      const ops = await clientCa.issueClient({ commonName: "ops" });
+      const trusted = createTlsAgent({ ca: ca.certPem, cert: ops.certPem, key: ops.keyPem });
+      const res = await request(`${adminUrl}/api/v2/listeners`, {
+        dispatcher: trusted,
+        headers: { authorization: "Bearer test-admin-token-0123456789" },
+      });
+      expect(res.status).toBe(200);
+      const { listeners } = await res.json<{ listeners: Array<{ port: number }> }>();
+      const anonymous = createTlsAgent({ ca: ca.certPem });
+      await expect(request(`${adminUrl}/healthz`, { dispatcher: anonymous })).rejects.toThrow();
+      // The https listener has no certificate in the config: PROXY_TLS_CERT/KEY serve.
+      const viaProxy = await request(`https://127.0.0.1:${listeners[0]?.port}/x`, { dispatcher: trusted });
+      expect(viaProxy.status).toBe(200);
+      await viaProxy.drain();
+      await Promise.all([trusted.close(), anonymous.close()]);
+    } finally {
+      await secured.stop("SIGKILL");
+    }
+  });
+});
