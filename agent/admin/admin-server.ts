@@ -182,10 +182,9 @@ function registerApi(api: FastifyInstance, target: AdminTarget): void {
     };
   });
 
-  api.get("/breakers", async () => ({
-    breakers: target.pools().map((pool) => ({ pool: pool.id, state: "closed" })),
-  }));
-
+  // Circuit breakers and canary splitting arrive with the resilience work; until then there
+  // is no breaker and no canary traffic to report, and the lists say so by being empty.
+  api.get("/breakers", async () => ({ breakers: [] }));
   api.get("/traffic/canary", async () => ({ routes: [] }));
 
   api.get("/listeners", async () => ({ listeners: await target.listeners() }));
