@@ -282,3 +282,34 @@ describe("access log and metrics", () => {
     expect(text).toContain('proxy_pool_total_endpoints{pool="p"} 1');
   });
 });
+
+describe("balancing", () => {
+  it("sends every request with the same hash_on header value to the same endpoint", async () => {
+    const c = await startUpstream({ name: "c" });
+    try {
+      await apply(
+        config(`routes:
+  - id: r
+    pool: p
+pools:
+  - id: p
+    balancer: consistent_hash
+    hash_on: header:x-user
+    endpoints: [{address: "${a.address}"}, {address: "${b.address}"}, {address: "${c.address}"}]
+`),
+      );
+      const chosen = new Map<string, Set<string>>();
+      for (let i = 0; i < 60; i++) {
+        const user = `user-${i % 12}`;
+        const res = await request(`${base}/h`, { headers: { "x-user": user } });
+        await res.drain();
+        if (!chosen.has(user)) chosen.set(user, new Set());
+        chosen.get(user)?.add(String(res.headers["x-upstream"]));
+      }
+      for (const endpoints of chosen.values()) expect(endpoints.size).toBe(1);
+      expect(new Set([...chosen.values()].flatMap((s) => [...s])).size).toBeGreaterThan(1);
+    } finally {
+      await c.close();
+    }
+  });
+});
