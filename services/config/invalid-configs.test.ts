@@ -120,6 +120,23 @@ const CASES: InvalidCase[] = [
     message: { path: "routes[0].tiemout", matches: /did you mean "policy\.timeout"/ },
   },
   {
+    name: "route paths that no normalized request path could ever equal",
+    yaml: yaml`
+      routes:
+        - id: q
+          pool: p
+          path: "/search?q=1"
+        - id: b
+          pool: p
+          path_prefix: "/a\\b"
+      ${POOL_P}
+    `,
+    errors: [
+      ["invalid_value", "routes[0].path"],
+      ["invalid_value", "routes[1].path_prefix"],
+    ],
+  },
+  {
     name: "an unknown field in a route's inline policy",
     yaml: yaml`
       routes:

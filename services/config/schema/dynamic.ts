@@ -25,6 +25,7 @@ import {
   ratio,
   regex,
   requestKey,
+  routePath,
   size,
   statusRange,
   strict,
@@ -120,8 +121,8 @@ const ValueMatchSchema = z.union([
 export const RouteSchema = strict({
   id: id(),
   host: hostPattern().optional().describe("Exact, *.wildcard or anchored regex; absent matches any host"),
-  path: z.string().startsWith("/").optional().describe("Exact path"),
-  path_prefix: z.string().startsWith("/").optional(),
+  path: routePath().optional().describe("Exact path"),
+  path_prefix: routePath().optional(),
   path_regex: regex().optional(),
   methods: methodList().optional(),
   headers: headerMap(ValueMatchSchema).optional(),

@@ -156,6 +156,8 @@ const REGEX_SYNTAX = /[\\^$()[\]{}|+?]|\.\*/;
  */
 export function hostPatternKind(pattern: string): "regex" | "wildcard" | "exact" | "any" {
   if (pattern === "*") return "any";
+  // A bracketed IPv6 address ("[::1]") is a host, not a character class.
+  if (BRACKETED_IPV6.test(pattern.replace(/:\d{1,5}$/, ""))) return "exact";
   if (REGEX_SYNTAX.test(pattern)) return "regex";
   return pattern.startsWith("*.") ? "wildcard" : "exact";
 }
@@ -256,4 +258,16 @@ export const methodList = () =>
     .transform((methods) => [...new Set(methods)].sort());
 
 export const urlString = () => z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+/**
+ * A route's path or prefix: what the router compares normalized request paths with, so it
+ * must be able to match one. The router normalizes the rest (dot segments, repeated slashes).
+ */
+export const routePath = () =>
+  z
+    .string()
+    .startsWith("/", { error: 'a path starts with "/"' })
+    .refine((path) => !/[?#\\]|%00/i.test(path), {
+      error: "a path cannot contain ?, #, \\ or %00: requests with them never reach a route",
+    });
+
 export const filePath = () => z.string().min(1, { error: "a file path must not be empty" });
