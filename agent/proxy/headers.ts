@@ -21,6 +21,12 @@ const HOP_BY_HOP = new Set([
 /** Headers named in Connection are hop-by-hop too. */
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
+  // Nearly every message says only "keep-alive" or "close", neither of which names another
+  // header: no set to build on the request path.
+  if (typeof value === "string" && !value.includes(",")) {
+    const token = value.trim().toLowerCase();
+    if (token === "keep-alive" || token === "close") return undefined;
+  }
   const tokens = new Set<string>();
   for (const part of Array.isArray(value) ? value : [value]) {
     for (const token of part.split(",")) tokens.add(token.trim().toLowerCase());
