@@ -113,6 +113,7 @@ function handle(
   const counter = body instanceof ByteLimit ? body : undefined;
   const exchange = new Exchange(
     route,
+    route.pool,
     {
       method,
       path: target.query === "" ? target.path : `${target.path}?${target.query}`,

@@ -1,6 +1,6 @@
 /**
  * Forwarding one request upstream: pick an endpoint, send, stream the answer back with
- * back-pressure, and retry where the route's policy and retry budget allow.
+ * back-pressure, and retry or hedge where the route's policy and retry budget allow.
  *
  * An Exchange lives for one client request; an Attempt for one try against one endpoint. The
  * Attempt is undici's dispatch handler, so response bytes go from the upstream socket to the
@@ -10,13 +10,21 @@
  * to the client yet, the request body can be sent again (none, or not read yet), the method
  * is idempotent when the policy says so, time is left, and the retry budget has room. The next
  * attempt prefers an endpoint not tried yet, after a backoff with full jitter.
+ *
+ * Hedged (a route policy with `hedging`, GET and HEAD only): when no answer has arrived after
+ * `delay`, another attempt goes to another endpoint, up to `max_hedges`, each taken from the
+ * retry budget. The first usable answer wins and the others are cancelled; a failed attempt
+ * while another is still out just leaves the field to it.
+ *
+ * Every attempt's outcome is reported to its pool (passive health, outlier detection): a
+ * failure is a connect error, a reset, a timeout or a 5xx; a cancelled attempt reports nothing.
  */
 import type { IncomingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import { ProxyError, type ProxyErrorKind } from "../errors.js";
 import type { CompiledRoute } from "../snapshot/snapshot.js";
-import type { EndpointRuntime } from "../upstream/upstream-registry.js";
+import type { EndpointRuntime, PoolRuntime } from "../upstream/upstream-registry.js";
 import { clientResponseHeaders } from "./headers.js";
 import { type ClientResponse, respondError } from "./respond.js";
 
@@ -54,10 +62,15 @@ export interface ExchangeRequest {
 
 export class Exchange {
   #attempts = 0;
+  #hedges = 0;
   #tried: Set<number> | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #current: Attempt | undefined;
-  #retryHeld = false;
+  #hedgeTimer: NodeJS.Timeout | undefined;
+  /** Attempts sent and not over; more than one only while hedging. */
+  readonly #out: Attempt[] = [];
+  #winner: Attempt | undefined;
+  /** Retry-budget tokens this exchange holds; all are given back when it ends. */
+  #budgetHeld = 0;
   #done = false;
   #bytesOut = 0;
   #endpoint: EndpointRuntime | undefined;
@@ -66,6 +79,7 @@ export class Exchange {
 
   constructor(
     private readonly route: CompiledRoute,
+    private readonly pool: PoolRuntime,
     private readonly request: ExchangeRequest,
     private readonly res: ClientResponse,
     private readonly requestId: string,
@@ -75,28 +89,31 @@ export class Exchange {
   }
 
   start(): void {
-    this.#timer = setTimeout(() => this.#fail(ProxyError.UpstreamTimeout), this.route.policy.timeoutMs);
+    this.#timer = setTimeout(() => this.#fail(ProxyError.UpstreamTimeout, true), this.route.policy.timeoutMs);
     this.res.once("close", () => {
       // The client left before the answer was complete: stop the upstream work too.
       if (!this.#done) this.#finish(499, undefined);
     });
     this.#send();
+    const hedging = this.route.policy.hedging;
+    if (hedging && (this.request.method === "GET" || this.request.method === "HEAD")) {
+      this.#hedgeTimer = setTimeout(() => this.#hedge(), hedging.delayMs);
+    }
   }
 
-  #send(): void {
-    const pool = this.route.pool;
-    const index = pool.balancer.pick({ hashKey: this.request.hashKey, exclude: this.#tried });
-    if (index < 0) {
-      this.#fail(ProxyError.NoHealthyUpstream);
-      return;
-    }
+  /** Sends one attempt; false when no endpoint can take it. */
+  #send(): boolean {
+    const pool = this.pool;
+    let index = pool.balancer.pick({ hashKey: this.request.hashKey, exclude: this.#tried });
+    if (index < 0) index = pool.trickle();
+    if (index < 0) return false;
     const endpoint = pool.endpoints[index] as EndpointRuntime;
     this.#attempts++;
     this.#tried ??= new Set();
     this.#tried.add(index);
     this.#endpoint = endpoint;
-    const attempt = new Attempt(this, endpoint);
-    this.#current = attempt;
+    const attempt = new Attempt(this, endpoint, index);
+    this.#out.push(attempt);
     endpoint.active++;
     endpoint.metrics.requests.inc();
     endpoint.dispatcher.dispatch(
@@ -109,14 +126,45 @@ export class Exchange {
       },
       attempt,
     );
+    return true;
   }
 
-  /** Response headers arrived. Returns false when this answer will be dropped for a retry. */
+  #hedge(): void {
+    this.#hedgeTimer = undefined;
+    const hedging = this.route.policy.hedging;
+    if (!hedging || this.#done || this.#winner || this.#hedges >= hedging.maxHedges) return;
+    if (!this.route.retryBudget.tryAcquire()) {
+      this.route.metrics.retryBudget.inc();
+      return;
+    }
+    this.#budgetHeld++;
+    this.#hedges++;
+    if (!this.#send()) return;
+    if (this.#hedges < hedging.maxHedges) this.#hedgeTimer = setTimeout(() => this.#hedge(), hedging.delayMs);
+  }
+
+  /** Response headers arrived. Returns false when this answer will not reach the client. */
   onResponseStart(attempt: Attempt, status: number, headers: IncomingHttpHeaders): boolean {
-    if (attempt !== this.#current || this.#done) return false;
-    this.#upstreamMs = attempt.elapsedMs();
-    attempt.endpoint.metrics.duration.observe(this.#upstreamMs / 1000);
-    if (RETRYABLE_STATUS.has(status) && this.#mayRetry()) return false;
+    if (this.#done || this.#winner) {
+      attempt.abort();
+      return false;
+    }
+    const upstreamMs = attempt.elapsedMs();
+    attempt.endpoint.metrics.duration.observe(upstreamMs / 1000);
+    this.pool.reportOutcome(attempt.index, status < 500);
+    // A retryable answer is dropped when another attempt may still do better: a hedge that is
+    // out, or a retry.
+    if (RETRYABLE_STATUS.has(status)) {
+      if (this.#out.length > 1) return false;
+      if (this.#mayRetry()) {
+        attempt.retryGranted = true;
+        return false;
+      }
+    }
+    this.#winner = attempt;
+    this.#endpoint = attempt.endpoint;
+    this.#upstreamMs = upstreamMs;
+    this.#cancelOthers(attempt);
     this.res.writeHead(status, clientResponseHeaders(headers, this.requestId));
     return true;
   }
@@ -131,7 +179,8 @@ export class Exchange {
   }
 
   onResponseEnd(attempt: Attempt, status: number): void {
-    if (attempt !== this.#current || this.#done) return;
+    this.#remove(attempt);
+    if (attempt !== this.#winner || this.#done) return;
     if (status < 500) {
       this.route.retryBudget.recordSuccess();
       if (this.#attempts > 1) this.route.metrics.retrySuccess.inc();
@@ -140,14 +189,26 @@ export class Exchange {
     this.#finish(status, undefined);
   }
 
-  /** The answer was dropped for a retry (no error), or the attempt failed. */
+  /** The answer was dropped (no error), or the attempt failed. */
   onAttemptOver(attempt: Attempt, error: ProxyErrorKind | undefined): void {
-    if (attempt !== this.#current || this.#done) return;
-    if (error === undefined || (error !== ProxyError.PayloadTooLarge && this.#mayRetry())) {
-      this.#retryAfterBackoff();
+    this.#remove(attempt);
+    if (error !== undefined && error !== ProxyError.PayloadTooLarge)
+      this.pool.reportOutcome(attempt.index, false);
+    if (this.#done) return;
+    if (attempt === this.#winner) {
+      // The answer broke after its head went to the client: nothing can be retried.
+      this.#fail(error ?? ProxyError.UpstreamReset);
       return;
     }
-    this.#fail(error);
+    if (this.#winner || this.#out.length > 0) return; // Another attempt carries the request.
+    // An answer dropped for a hedge that then failed too cannot be given back: with no retry
+    // left, the client gets a 502.
+    const last = error ?? ProxyError.UpstreamReset;
+    if (attempt.retryGranted || (last !== ProxyError.PayloadTooLarge && this.#mayRetry())) {
+      this.#retryAfterBackoff(last);
+      return;
+    }
+    this.#fail(last);
   }
 
   #mayRetry(): boolean {
@@ -158,24 +219,43 @@ export class Exchange {
       if (policy.maxAttempts > 1) this.route.metrics.retryExhausted.inc();
       return false;
     }
-    if (this.#retryHeld) this.route.retryBudget.release();
-    this.#retryHeld = this.route.retryBudget.tryAcquire();
-    if (!this.#retryHeld) this.route.metrics.retryBudget.inc();
-    return this.#retryHeld;
+    // Nothing is out when a retry is decided, so tokens held for earlier tries are spent.
+    this.#releaseBudget();
+    if (!this.route.retryBudget.tryAcquire()) {
+      this.route.metrics.retryBudget.inc();
+      return false;
+    }
+    this.#budgetHeld = 1;
+    return true;
   }
 
-  #retryAfterBackoff(): void {
+  #retryAfterBackoff(lastError: ProxyErrorKind): void {
     const policy = this.route.policy;
     const ceiling = Math.min(policy.backoffMaxMs, policy.backoffBaseMs * 2 ** (this.#attempts - 1));
     const delay = Math.min(Math.random() * ceiling, this.#deadline - performance.now());
     setTimeout(() => {
-      if (!this.#done) this.#send();
+      if (!this.#done && !this.#send()) this.#fail(lastError);
     }, delay);
   }
 
-  #fail(error: ProxyErrorKind): void {
+  #remove(attempt: Attempt): void {
+    const i = this.#out.indexOf(attempt);
+    if (i >= 0) this.#out.splice(i, 1);
+  }
+
+  #cancelOthers(keep: Attempt | undefined): void {
+    for (const attempt of [...this.#out]) if (attempt !== keep) attempt.abort();
+  }
+
+  #releaseBudget(): void {
+    for (; this.#budgetHeld > 0; this.#budgetHeld--) this.route.retryBudget.release();
+  }
+
+  /** `timedOut`: the attempts still out count as failures of their endpoints. */
+  #fail(error: ProxyErrorKind, timedOut = false): void {
     if (this.#done) return;
-    this.#current?.abort();
+    if (timedOut) for (const attempt of this.#out) this.pool.reportOutcome(attempt.index, false);
+    this.#cancelOthers(undefined);
     respondError(this.res, error, this.requestId);
     this.#finish(error.status, error);
   }
@@ -184,8 +264,9 @@ export class Exchange {
     if (this.#done) return;
     this.#done = true;
     clearTimeout(this.#timer);
-    if (this.#retryHeld) this.route.retryBudget.release();
-    if (status === 499) this.#current?.abort();
+    clearTimeout(this.#hedgeTimer);
+    this.#releaseBudget();
+    if (status === 499) this.#cancelOthers(undefined);
     this.onDone({
       status,
       endpoint: this.#endpoint?.address,
@@ -208,10 +289,13 @@ class Attempt implements Dispatcher.DispatchHandler {
   #forwarding = false;
   #over = false;
   readonly #started = performance.now();
+  /** Its answer was dropped because a retry was granted. */
+  retryGranted = false;
 
   constructor(
     private readonly exchange: Exchange,
     readonly endpoint: EndpointRuntime,
+    readonly index: number,
   ) {}
 
   elapsedMs(): number {

@@ -26,6 +26,7 @@ export const POLICY_DEFAULTS: EffectivePolicy = {
   backoffBaseMs: 25,
   backoffMaxMs: 250,
   bodySizeLimit: undefined,
+  hedging: undefined,
 };
 
 export interface RoutePlan {
@@ -79,6 +80,9 @@ export function effectivePolicy(policy: InlinePolicy | undefined): EffectivePoli
     backoffBaseMs: policy?.retries?.backoff?.base ?? d.backoffBaseMs,
     backoffMaxMs: policy?.retries?.backoff?.max ?? d.backoffMaxMs,
     bodySizeLimit: policy?.body_size_limit ?? d.bodySizeLimit,
+    hedging: policy?.hedging
+      ? { delayMs: policy.hedging.delay, maxHedges: policy.hedging.max_hedges ?? 1 }
+      : d.hedging,
   };
 }
 

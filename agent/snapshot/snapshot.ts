@@ -19,6 +19,8 @@ export interface EffectivePolicy {
   readonly backoffMaxMs: number;
   /** Largest request body accepted; undefined: no limit. */
   readonly bodySizeLimit: number | undefined;
+  /** Hedged GET/HEAD requests; undefined: none. */
+  readonly hedging: { readonly delayMs: number; readonly maxHedges: number } | undefined;
 }
 
 export interface CompiledRoute {

@@ -49,6 +49,14 @@ export class PoolRuntime {
       },
     );
   }
+
+  /** An attempt's outcome, for passive health and outlier detection. */
+  reportOutcome(_index: number, _success: boolean): void {}
+
+  /** An endpoint for the fail-open trickle when none is available; -1 for none. */
+  trickle(): number {
+    return -1;
+  }
 }
 
 export class UpstreamRegistry {
