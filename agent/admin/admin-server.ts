@@ -4,6 +4,7 @@
  * breakers and canaries. /api/v2 needs a bearer token; with no token configured it is
  * disabled, never open. The server can also require TLS client certificates.
  */
+
 import { timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import Fastify, {
@@ -16,6 +17,7 @@ import Fastify, {
 import type { StaticConfig } from "../../services/config/index.js";
 import type { Logger } from "../../services/telemetry/logger.js";
 import { parseListenAddress } from "../listener/listener-manager.js";
+import type { RuntimeState } from "../runtime/runtime-state.js";
 
 /** What the admin API needs from the agent (in one process, or the primary of a cluster). */
 export interface AdminTarget {
@@ -28,6 +30,7 @@ export interface AdminTarget {
   rollback(version: string): Promise<AdminApplyResult> | undefined;
   pools(): ReadonlyArray<{ id: string; endpoints: ReadonlyArray<{ address: string; weight: number }> }>;
   listeners(): Promise<unknown[]>;
+  runtimeState(): Promise<RuntimeState>;
   metrics(): Promise<{ contentType: string; body: string }>;
 }
 
@@ -170,22 +173,23 @@ function registerApi(api: FastifyInstance, target: AdminTarget): void {
   api.get<{ Params: { id: string } }>("/pools/:id/health", async (req, reply) => {
     const pool = target.pools().find((p) => p.id === req.params.id);
     if (!pool) return reply.code(404).send({ error: "unknown_pool", message: `no pool "${req.params.id}"` });
-    // Health checking arrives with active/passive checks; until then every endpoint is in rotation.
+    const health = (await target.runtimeState()).pools.find((p) => p.pool === pool.id);
+    const reports = new Map(health?.endpoints.map((e) => [e.address, e]));
+    const endpoints = pool.endpoints.map((e) => ({
+      weight: e.weight,
+      ...reports.get(e.address),
+      address: e.address,
+    }));
     return {
       pool: pool.id,
-      endpoints: pool.endpoints.map((e) => ({
-        address: e.address,
-        weight: e.weight,
-        healthy: true,
-        reason: "no health checks configured",
-      })),
+      healthy_endpoints: endpoints.filter((e) => e.healthy !== false).length,
+      total_endpoints: endpoints.length,
+      endpoints,
     };
   });
 
-  // Circuit breakers and canary splitting arrive with the resilience work; until then there
-  // is no breaker and no canary traffic to report, and the lists say so by being empty.
-  api.get("/breakers", async () => ({ breakers: [] }));
-  api.get("/traffic/canary", async () => ({ routes: [] }));
+  api.get("/breakers", async () => ({ breakers: (await target.runtimeState()).breakers }));
+  api.get("/traffic/canary", async () => ({ routes: (await target.runtimeState()).canaries }));
 
   api.get("/listeners", async () => ({ listeners: await target.listeners() }));
 }

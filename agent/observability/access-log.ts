@@ -22,6 +22,10 @@ export interface AccessRecord {
   readonly error: string | undefined;
   readonly bytes_in: number;
   readonly bytes_out: number;
+  /** The pool's circuit breaker, when it has one. */
+  readonly breaker_state: string | undefined;
+  /** stable, canary or cohort, on routes with a traffic plan. */
+  readonly canary_variant: string | undefined;
   readonly config_version: string | undefined;
 }
 

@@ -9,11 +9,12 @@
  */
 import type { Aggregator, Metric, Registry } from "prom-client";
 
-type Labels<L extends string> = Readonly<Record<L, string>>;
+/** A label left out is not exported (as prom-client does), e.g. a breaker of a route has no pool. */
+type Labels<L extends string> = Readonly<Partial<Record<L, string>>>;
 
 interface ExportedValue {
   value: number;
-  labels: Record<string, string | number>;
+  labels: Readonly<Partial<Record<string, string | number>>>;
   metricName?: string;
 }
 
@@ -45,7 +46,7 @@ abstract class HotMetric<L extends string, Child> {
 
   /** The child for a label set, made once; callers keep it and skip the lookup afterwards. */
   labels(labels: Labels<L>): Child {
-    const key = this.#labelNames.map((name) => labels[name]).join("\u0000");
+    const key = this.#labelNames.map((name) => labels[name] ?? "").join("\u0000");
     let entry = this.#children.get(key);
     if (!entry) {
       entry = { labels: { ...labels }, child: this.createChild() };

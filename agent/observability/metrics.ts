@@ -7,6 +7,7 @@
  */
 import { Counter, Gauge, Registry } from "prom-client";
 import type { ProxyErrorCategory } from "../errors.js";
+import type { BreakerState, BreakerStatus } from "../resilience/circuit-breaker.js";
 import { type CounterChild, type HistogramChild, HotCounter, HotHistogram } from "./hot-metrics.js";
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -68,6 +69,41 @@ export class AgentMetrics {
     labelNames: ["pool"] as const,
     aggregator: "first",
     registers: [this.registry],
+    collect: () => this.#collectPools(),
+  });
+  // Each worker judges health on its own; across a cluster the most cautious count is shown.
+  readonly poolHealthyEndpoints = new Gauge({
+    name: "proxy_pool_healthy_endpoints",
+    help: "Endpoints of a pool in rotation now (not unhealthy, not ejected)",
+    labelNames: ["pool"] as const,
+    aggregator: "min",
+    registers: [this.registry],
+  });
+  // A pool's breaker is labelled with its pool, a route policy's breaker with its route.
+  readonly breakerState = new Gauge({
+    name: "proxy_breaker_state",
+    help: "1 for the state each circuit breaker is in, 0 for the others",
+    labelNames: ["pool", "route", "state"] as const,
+    aggregator: "max",
+    registers: [this.registry],
+    collect: () => this.#collectBreakers(),
+  });
+  readonly breakerTrips = new HotCounter({
+    name: "proxy_breaker_trips_total",
+    help: "Times a circuit breaker opened",
+    labelNames: ["pool", "route"],
+    registers: [this.registry],
+  });
+  readonly retryBudgetTokens = new Gauge({
+    name: "proxy_retry_budget_tokens",
+    help: "Retries a route's budget still allows now (budget_percent of recent successes, minus recent retries)",
+    labelNames: ["route"] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.retryBudgetTokens.reset();
+      for (const [route, tokens] of this.#sources?.retryBudgets() ?? [])
+        this.retryBudgetTokens.labels(route).set(tokens);
+    },
   });
   readonly retries = new HotCounter({
     name: "proxy_retries_total",
@@ -88,6 +124,37 @@ export class AgentMetrics {
     aggregator: "first",
     registers: [this.registry],
   });
+
+  #sources: StateSources | undefined;
+
+  /** Where the gauges of runtime state read from at scrape time. */
+  observe(sources: StateSources): void {
+    this.#sources = sources;
+  }
+
+  #collectPools(): void {
+    this.poolTotalEndpoints.reset();
+    this.poolHealthyEndpoints.reset();
+    for (const { pool, healthy, total } of this.#sources?.pools() ?? []) {
+      this.poolTotalEndpoints.labels(pool).set(total);
+      this.poolHealthyEndpoints.labels(pool).set(healthy);
+    }
+  }
+
+  #collectBreakers(): void {
+    this.breakerState.reset();
+    for (const breaker of this.#sources?.breakers() ?? []) {
+      const owner = breakerLabels(breaker.key);
+      for (const state of BREAKER_STATES) {
+        this.breakerState.set({ ...owner, state }, breaker.state === state ? 1 : 0);
+      }
+    }
+  }
+
+  /** Counts a breaker opening; `key` is the breaker registry's ("pool:ID" or "route:ID"). */
+  breakerTripped(key: string): void {
+    this.breakerTrips.labels(breakerLabels(key)).inc();
+  }
 
   bindRoute(route: string, pool: string): RouteMetrics {
     const statuses = new Map<number, CounterChild>();
@@ -125,6 +192,19 @@ export class AgentMetrics {
       duration: this.upstreamDuration.labels({ pool, endpoint }),
     };
   }
+}
+
+const BREAKER_STATES: readonly BreakerState[] = ["closed", "open", "half_open"];
+
+function breakerLabels(key: string): { pool?: string; route?: string } {
+  return key.startsWith("route:") ? { route: key.slice(6) } : { pool: key.slice(key.indexOf(":") + 1) };
+}
+
+/** Runtime state the gauges show, read when /metrics is scraped. */
+export interface StateSources {
+  pools(): Iterable<{ readonly pool: string; readonly healthy: number; readonly total: number }>;
+  breakers(): Iterable<BreakerStatus>;
+  retryBudgets(): Iterable<readonly [route: string, tokens: number]>;
 }
 
 export interface RouteMetrics {

@@ -1,7 +1,8 @@
 /**
  * The request driver: the phases of a request, in order, against one snapshot.
  *
- *   read target → route → route checks (TLS, mTLS, body size) → forward upstream → record
+ *   read target → route → route checks (TLS, mTLS, body size) → admit (rate limit, overload
+ *   queue) → choose pool (traffic plan) and breakers → forward upstream → record
  *
  * Each phase either hands on or ends the request with one of the proxy's errors. Nothing
  * thrown in here escapes to the server: a failure of the proxy itself answers 502.
@@ -14,10 +15,15 @@ import { type Readable, Transform } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { ProxyError, type ProxyErrorKind } from "../errors.js";
 import type { AccessLog } from "../observability/access-log.js";
+import type { CircuitBreaker } from "../resilience/circuit-breaker.js";
+import type { ConcurrencyLimiter } from "../resilience/concurrency-limiter.js";
 import { hostOf, normalizePath } from "../router/normalize-path.js";
-import type { CompiledRoute, Snapshot } from "../snapshot/snapshot.js";
+import type { CompiledRoute, RouteTarget, Snapshot } from "../snapshot/snapshot.js";
+import { choosePool, type RequestFacts, type TrafficVariant } from "../traffic/traffic-plan.js";
+import type { PoolRuntime } from "../upstream/upstream-registry.js";
 import { Exchange, type ExchangeOutcome } from "./forward.js";
 import { upstreamRequestHeaders } from "./headers.js";
+import { cookie, header, requestKey } from "./request-key.js";
 import { type ClientResponse, respondError } from "./respond.js";
 
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
@@ -61,7 +67,12 @@ function handle(
   const method = req.method ?? "GET";
   const authority = req.headers.host ?? req.headers[":authority"];
   const host = hostOf(typeof authority === "string" ? authority : undefined);
-  const record = (route: CompiledRoute | undefined, outcome: ExchangeOutcome, bytesIn: number) =>
+  const record = (
+    route: CompiledRoute | undefined,
+    target: Target | undefined,
+    outcome: ExchangeOutcome,
+    bytesIn: number,
+  ) =>
     deps.accessLog.write({
       timestamp: new Date().toISOString(),
       kind: "access",
@@ -70,7 +81,7 @@ function handle(
       path: req.url ?? "",
       host,
       route: route?.id,
-      pool: route?.pool.id,
+      pool: (target ?? route)?.pool.id,
       endpoint: outcome.endpoint,
       status: outcome.status,
       duration_ms: round(performance.now() - started),
@@ -79,16 +90,25 @@ function handle(
       error: outcome.error?.category,
       bytes_in: bytesIn,
       bytes_out: outcome.bytesOut,
+      breaker_state: (target ?? route)?.pool.breaker?.state,
+      canary_variant: target?.variant,
       config_version: snapshot?.version,
     });
-  const reject = (error: ProxyErrorKind, route?: CompiledRoute) => {
-    respondError(res, error, requestId);
-    if (route) {
-      route.metrics.status(error.status).inc();
-      route.metrics.error(error.category).inc();
+  const reject = (
+    error: ProxyErrorKind,
+    route?: CompiledRoute,
+    headers?: Record<string, string>,
+    target?: Target,
+  ) => {
+    respondError(res, error, requestId, headers);
+    const metrics = (target ?? route)?.metrics;
+    if (metrics) {
+      metrics.status(error.status).inc();
+      metrics.error(error.category).inc();
     }
     record(
       route,
+      target,
       { status: error.status, endpoint: undefined, upstreamMs: undefined, retries: 0, error, bytesOut: 0 },
       0,
     );
@@ -99,7 +119,7 @@ function handle(
     reject(routed, routed.route);
     return;
   }
-  const { route, target, encrypted } = routed;
+  const { route, target: path, encrypted } = routed;
   const declared = req.headers["content-length"];
   const length = declared === undefined ? undefined : Number(declared);
   const limit = route.policy.bodySizeLimit;
@@ -108,40 +128,147 @@ function handle(
     return;
   }
 
-  // Forward.
-  const body = requestBody(req, length, limit);
-  const counter = body instanceof ByteLimit ? body : undefined;
-  const exchange = new Exchange(
-    route,
-    route.pool,
-    {
-      method,
-      path: target.query === "" ? target.path : `${target.path}?${target.query}`,
-      headers: upstreamRequestHeaders(req.headers, {
-        clientIp: req.socket.remoteAddress ?? "",
-        proto: encrypted ? "https" : "http",
-        host: typeof authority === "string" ? authority : "",
-        requestId,
-      }),
-      body,
-      replayable: () => body === null || !(counter ?? (body as Readable)).readableDidRead,
-      hashKey: hashKeyOf(route, req),
-    },
-    res,
-    requestId,
-    (outcome) => {
-      // Record.
-      const metrics = route.metrics;
-      const bytesIn = length ?? counter?.bytes ?? 0;
-      metrics.status(outcome.status).inc();
-      if (outcome.error) metrics.error(outcome.error.category).inc();
-      metrics.duration.observe((performance.now() - started) / 1000);
-      metrics.requestSize.observe(bytesIn);
-      metrics.responseSize.observe(outcome.bytesOut);
-      record(route, outcome, bytesIn);
-    },
+  // Admit: the route's rate limit, then its overload protection, which may queue the request.
+  const rateLimiter = route.rateLimiter;
+  if (rateLimiter) {
+    const key = rateLimiter.key;
+    const wait = rateLimiter.take(key === undefined ? undefined : requestKey(key, req));
+    if (wait > 0) {
+      reject(ProxyError.RateLimited, route, { "retry-after": String(wait) });
+      return;
+    }
+  }
+  const limiter = route.limiter;
+  if (limiter && !limiter.tryAcquire()) {
+    const waiter = {
+      grant: () => {
+        res.off("close", leave);
+        if (res.destroyed) limiter.release(0, false);
+        else forward(limiter);
+      },
+      reject: () => {
+        res.off("close", leave);
+        reject(ProxyError.Overloaded, route);
+      },
+    };
+    const leave = () => limiter.cancel(waiter);
+    if (!limiter.enqueue(waiter)) {
+      reject(ProxyError.Overloaded, route);
+      return;
+    }
+    res.once("close", leave);
+    return;
+  }
+  forward(limiter);
+
+  function forward(held: ConcurrencyLimiter | undefined): void {
+    // Choose: the route's traffic plan picks the pool; then its circuit breakers admit.
+    const target = chooseTarget(route, req);
+    const refused = admitBreakers(target.pool.breaker, route.breaker, target.pool);
+    if (refused) {
+      held?.release(0, false);
+      reject(ProxyError.CircuitOpen, route, { "x-proxy-circuit-open": refused }, target);
+      return;
+    }
+
+    // Forward.
+    const body = requestBody(req, length, limit);
+    const counter = body instanceof ByteLimit ? body : undefined;
+    const exchange = new Exchange(
+      route,
+      target.pool,
+      {
+        method,
+        path: path.query === "" ? path.path : `${path.path}?${path.query}`,
+        headers: upstreamRequestHeaders(req.headers, {
+          clientIp: req.socket.remoteAddress ?? "",
+          proto: encrypted ? "https" : "http",
+          host: typeof authority === "string" ? authority : "",
+          requestId,
+        }),
+        body,
+        replayable: () => body === null || !(counter ?? (body as Readable)).readableDidRead,
+        hashKey:
+          target.pool.config.hash_on === undefined ? undefined : requestKey(target.pool.config.hash_on, req),
+      },
+      res,
+      requestId,
+      (outcome) => {
+        // Record.
+        const failed = isUpstreamFailure(outcome);
+        target.pool.breaker?.done(!failed);
+        route.breaker?.done(!failed);
+        held?.release(performance.now() - started, failed);
+        if (target.variant !== undefined)
+          route.traffic?.canary.record(target.variant === "canary" ? "canary" : "stable", failed);
+        const metrics = target.metrics;
+        const bytesIn = length ?? counter?.bytes ?? 0;
+        metrics.status(outcome.status).inc();
+        if (outcome.error) metrics.error(outcome.error.category).inc();
+        metrics.duration.observe((performance.now() - started) / 1000);
+        metrics.requestSize.observe(bytesIn);
+        metrics.responseSize.observe(outcome.bytesOut);
+        record(route, target, outcome, bytesIn);
+      },
+    );
+    exchange.start();
+  }
+}
+
+/** Where a request goes: a pool with the route's metric series for it, and the canary variant. */
+interface Target extends RouteTarget {
+  readonly variant?: TrafficVariant;
+}
+
+function chooseTarget(route: CompiledRoute, req: ClientRequest): Target {
+  const traffic = route.traffic;
+  if (!traffic) return route;
+  const choice = choosePool(traffic.plan, requestFacts(req), traffic.canary.braked, Math.random());
+  const target = traffic.targets.get(choice.pool) as RouteTarget;
+  return { pool: target.pool, metrics: target.metrics, variant: choice.variant };
+}
+
+function requestFacts(req: ClientRequest): RequestFacts {
+  return {
+    header: (name) => header(req, name),
+    cookie: (name) => cookie(req, name),
+    clientIp: req.socket.remoteAddress,
+  };
+}
+
+/**
+ * Admission by the pool's breaker, then the route policy's. Returns the refusal for the
+ * X-Proxy-Circuit-Open header ("pool=ID; reason=open"), or undefined when both admitted.
+ */
+function admitBreakers(
+  poolBreaker: CircuitBreaker | undefined,
+  routeBreaker: CircuitBreaker | undefined,
+  pool: PoolRuntime,
+): string | undefined {
+  if (poolBreaker) {
+    const limitsPending = poolBreaker.settings.maxPendingRequests !== Number.POSITIVE_INFINITY;
+    const admission = poolBreaker.admit(limitsPending ? pool.pending() : 0);
+    if (admission !== "ok") return `pool=${pool.id}; reason=${admission}`;
+  }
+  if (routeBreaker) {
+    const admission = routeBreaker.admit(0);
+    if (admission !== "ok") {
+      poolBreaker?.abandon();
+      return `route; reason=${admission}`;
+    }
+  }
+  return undefined;
+}
+
+/** A failure for breakers, overload and canaries: the upstream's 5xx, or no usable answer from it. */
+function isUpstreamFailure(outcome: ExchangeOutcome): boolean {
+  const error = outcome.error;
+  if (error === undefined) return outcome.status >= 500;
+  return (
+    error === ProxyError.UpstreamConnectFailed ||
+    error === ProxyError.UpstreamReset ||
+    error === ProxyError.UpstreamTimeout
   );
-  exchange.start();
 }
 
 export interface Routed {
@@ -208,26 +335,6 @@ class ByteLimit extends Transform {
       );
     } else done(null, chunk);
   }
-}
-
-function hashKeyOf(route: CompiledRoute, req: ClientRequest): string | undefined {
-  const on = route.pool.config.hash_on;
-  if (on === undefined) return undefined;
-  if (on === "client_ip") return req.socket.remoteAddress;
-  if (on.startsWith("header:")) {
-    const value = req.headers[on.slice(7)];
-    return Array.isArray(value) ? value[0] : value;
-  }
-  return cookie(req.headers.cookie, on.slice(7));
-}
-
-function cookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(";")) {
-    const eq = part.indexOf("=");
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
 }
 
 function round(ms: number): number {

@@ -18,6 +18,7 @@ import { AgentMetrics } from "../observability/metrics.js";
 import { ConfigHistory, type HistoryEntry } from "../snapshot/config-history.js";
 import type { ApplyResult, ConfigTarget } from "./config-target.js";
 import { ProxyAgent } from "./proxy-agent.js";
+import { mergeRuntimeStates, type RuntimeState } from "./runtime-state.js";
 import type { Settings } from "./settings.js";
 
 export const WORKER_ENV = "COHERENT_AGENT_WORKER";
@@ -26,6 +27,7 @@ type Request =
   | { type: "apply"; config: DynamicConfig; source: string; sequence: number }
   | { type: "scrape" }
   | { type: "listeners" }
+  | { type: "state" }
   | { type: "shutdown"; drainDelayMs: number; drainTimeoutMs: number };
 
 type ToWorker = Request & { id: number };
@@ -76,6 +78,11 @@ export class ClusterPrimary implements ConfigTarget {
   async listeners(): Promise<BoundListener[]> {
     const [first] = this.#workers;
     return first ? ((await this.#ask(first, { type: "listeners" })) as BoundListener[]) : [];
+  }
+
+  async runtimeState(): Promise<RuntimeState> {
+    const states = await Promise.all([...this.#workers].map((w) => this.#ask(w, { type: "state" })));
+    return mergeRuntimeStates(states as RuntimeState[]);
   }
 
   async scrape(): Promise<{ contentType: string; body: string }> {
@@ -183,7 +190,12 @@ export class ClusterPrimary implements ConfigTarget {
 
 /** A worker: one agent, driven by its primary. */
 export function runWorker(settings: Settings, logger: Logger, accessLog: AccessLog): void {
-  const agent = new ProxyAgent({ staticConfig: settings.staticConfig, logger, accessLog });
+  const agent = new ProxyAgent({
+    staticConfig: settings.staticConfig,
+    logger,
+    accessLog,
+    workers: settings.workers,
+  });
   const reply = (id: number, value: unknown) =>
     process.send?.({ type: "reply", id, value } satisfies FromWorker);
   process.on("message", (message: ToWorker) => {
@@ -198,6 +210,9 @@ export function runWorker(settings: Settings, logger: Logger, accessLog: AccessL
         break;
       case "listeners":
         void agent.listeners().then((l) => reply(message.id, l));
+        break;
+      case "state":
+        void agent.runtimeState().then((state) => reply(message.id, state));
         break;
       case "shutdown":
         void agent.shutdown(message.drainDelayMs, message.drainTimeoutMs).then(() => process.exit(0));

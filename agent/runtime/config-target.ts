@@ -6,6 +6,7 @@
 import type { ConfigChange, ConfigIssue, DynamicConfig } from "../../services/config/index.js";
 import type { BoundListener } from "../listener/listener-manager.js";
 import type { HistoryEntry } from "../snapshot/config-history.js";
+import type { RuntimeState } from "./runtime-state.js";
 
 export type ApplyResult =
   | { readonly status: "applied"; readonly version: string; readonly changes: readonly ConfigChange[] }
@@ -24,6 +25,8 @@ export interface ConfigTarget {
   /** Counts a config refused before it reached the target (unreadable or invalid file). */
   recordRejected(): void;
   listeners(): Promise<BoundListener[]>;
+  /** Pool health, breakers and canaries (merged over a cluster's workers). */
+  runtimeState(): Promise<RuntimeState>;
   /** The Prometheus exposition of every process's metrics. */
   scrape(): Promise<{ contentType: string; body: string }>;
   /** The spec's graceful shutdown; resolves when the data plane has stopped. */

@@ -22,21 +22,22 @@ import { bindSnapshot, planSnapshot } from "../snapshot/compile.js";
 import type { HistoryEntry } from "../snapshot/config-history.js";
 import type { Snapshot } from "../snapshot/snapshot.js";
 import { SnapshotStore } from "../snapshot/snapshot-store.js";
-import { RetryBudgetRegistry } from "../upstream/retry-budget.js";
-import { UpstreamRegistry } from "../upstream/upstream-registry.js";
 import type { ApplyResult, ConfigTarget } from "./config-target.js";
+import { AgentRegistries } from "./registries.js";
+import type { RuntimeState } from "./runtime-state.js";
 
 export interface AgentOptions {
   readonly staticConfig: StaticConfig;
   readonly logger: Logger;
   readonly accessLog: AccessLog;
+  /** Processes serving the same config (cluster workers); 1 alone. */
+  readonly workers?: number;
 }
 
 export class ProxyAgent implements ConfigTarget {
   readonly metrics = new AgentMetrics();
   readonly snapshots = new SnapshotStore();
-  readonly #upstreams = new UpstreamRegistry(this.metrics);
-  readonly #retryBudgets = new RetryBudgetRegistry();
+  readonly #registries: AgentRegistries;
   readonly #listeners: ListenerManager;
   readonly #logger: Logger;
   readonly #accessLog: AccessLog;
@@ -48,6 +49,7 @@ export class ProxyAgent implements ConfigTarget {
     this.#logger = options.logger;
     this.#static = options.staticConfig;
     this.#accessLog = options.accessLog;
+    this.#registries = new AgentRegistries(this.metrics, options.workers ?? 1, options.logger);
     const request = createRequestHandler({
       snapshots: this.snapshots,
       accessLog: this.#accessLog,
@@ -82,6 +84,10 @@ export class ProxyAgent implements ConfigTarget {
 
   current(): HistoryEntry | undefined {
     return this.snapshots.history.latest;
+  }
+
+  async runtimeState(): Promise<RuntimeState> {
+    return this.#registries.state();
   }
 
   recordRejected(): void {
@@ -141,11 +147,7 @@ export class ProxyAgent implements ConfigTarget {
     }
     let snapshot: Snapshot;
     try {
-      snapshot = bindSnapshot(plan, sequence ?? this.snapshots.history.nextSequence(), {
-        upstreams: this.#upstreams,
-        retryBudgets: this.#retryBudgets,
-        metrics: this.metrics,
-      });
+      snapshot = bindSnapshot(plan, sequence ?? this.snapshots.history.nextSequence(), this.#registries);
     } catch (error) {
       return this.#reject([{ code: "invalid_value", path: "pools", message: (error as Error).message }]);
     }
@@ -157,8 +159,7 @@ export class ProxyAgent implements ConfigTarget {
     const changes = diffConfigs(previous?.config ?? {}, config);
     this.#logger.info({ version: snapshot.version, source, changes: changes.length }, "config applied");
     // Retire what the new snapshot no longer uses, once in-flight requests let go of it.
-    void this.#upstreams.retain(snapshot.pools);
-    this.#retryBudgets.retain(new Set(snapshot.routes.map((r) => r.id)));
+    void this.#registries.retain(snapshot);
     void closeRemoved();
     return { status: "applied", version: snapshot.version, changes };
   }
@@ -185,7 +186,7 @@ export class ProxyAgent implements ConfigTarget {
     while (this.#listeners.activeConnections() > 0 && Date.now() < deadline) await sleep(50);
     const cut = this.#listeners.activeConnections();
     this.#listeners.destroyAll();
-    await this.#upstreams.close(cut > 0);
+    await this.#registries.close(cut > 0);
     this.#logger.info({ cutConnections: cut }, "stopped");
   }
 }

@@ -122,6 +122,7 @@ function adminTarget(target: ConfigTarget): AdminTarget {
         endpoints: pool.endpoints.map((e) => ({ address: e.address, weight: e.weight ?? 1 })),
       })),
     listeners: () => target.listeners(),
+    runtimeState: () => target.runtimeState(),
     metrics: () => target.scrape(),
   };
 }

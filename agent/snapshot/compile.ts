@@ -11,11 +11,28 @@ import {
   type Pool,
 } from "../../services/config/index.js";
 import type { AgentMetrics } from "../observability/metrics.js";
+import {
+  type BreakerRegistry,
+  type BreakerSettings,
+  breakerSettings,
+} from "../resilience/circuit-breaker.js";
+import {
+  type LimiterRegistry,
+  type LimiterSettings,
+  limiterSettings,
+} from "../resilience/concurrency-limiter.js";
+import {
+  type RateLimitConfig,
+  type RateLimiterRegistry,
+  rateLimitSettings,
+} from "../resilience/rate-limiter.js";
 import { compileRouter, type Router } from "../router/router.js";
+import type { CanaryRegistry } from "../traffic/canary-registry.js";
+import { type CompiledTrafficPlan, compileTrafficPlan } from "../traffic/traffic-plan.js";
 import type { RetryBudgetRegistry } from "../upstream/retry-budget.js";
 import type { PoolRuntime, UpstreamRegistry } from "../upstream/upstream-registry.js";
 import { versionOf } from "./config-history.js";
-import type { CompiledRoute, EffectivePolicy, Snapshot } from "./snapshot.js";
+import type { CompiledRoute, EffectivePolicy, RouteTarget, RouteTraffic, Snapshot } from "./snapshot.js";
 
 /** Defaults for what a policy leaves out (Envoy's backoff: 25 ms base, 250 ms cap). */
 export const POLICY_DEFAULTS: EffectivePolicy = {
@@ -31,10 +48,16 @@ export const POLICY_DEFAULTS: EffectivePolicy = {
 
 export interface RoutePlan {
   readonly id: string;
+  /** The route's pool: its own `pool`, else its traffic plan's stable pool. */
   readonly poolId: string;
   readonly policy: EffectivePolicy;
   readonly requireTls: boolean;
   readonly requireMtls: boolean;
+  readonly breaker: BreakerSettings | undefined;
+  /** As written: the per-worker share is worked out when bound (it depends on the process). */
+  readonly rateLimit: RateLimitConfig | undefined;
+  readonly overload: LimiterSettings | undefined;
+  readonly traffic: CompiledTrafficPlan | undefined;
 }
 
 export interface SnapshotPlan {
@@ -49,7 +72,7 @@ export interface SnapshotPlan {
 export function planSnapshot(config: DynamicConfig): SnapshotPlan {
   const routes = config.routes ?? [];
   const policies = new Map((config.policies ?? []).map((p) => [p.id, p]));
-  const stablePools = new Map((config.traffic_management ?? []).map((t) => [t.route, t.stable_pool]));
+  const plans = new Map((config.traffic_management ?? []).map((t) => [t.route, t]));
   return {
     config,
     contentHash: contentHash(config),
@@ -57,14 +80,22 @@ export function planSnapshot(config: DynamicConfig): SnapshotPlan {
     pools: config.pools ?? [],
     routes: routes.map((route) => {
       const written = route.policy ?? (route.policy_ref ? policies.get(route.policy_ref) : undefined);
-      const policy = effectivePolicy(written);
+      const plan = plans.get(route.id);
+      const traffic =
+        plan && (plan.stable_pool || plan.canary_pool || plan.cohort_routing)
+          ? compileTrafficPlan(plan, route.pool)
+          : undefined;
       return {
         id: route.id,
         // Validation guarantees one of the two.
-        poolId: (route.pool ?? stablePools.get(route.id)) as string,
-        policy,
+        poolId: (route.pool ?? plan?.stable_pool) as string,
+        policy: effectivePolicy(written),
         requireTls: route.require_tls === true || written?.require_tls === true,
         requireMtls: route.require_mtls === true,
+        breaker: written?.circuit_breaker ? breakerSettings(written.circuit_breaker) : undefined,
+        rateLimit: written?.rate_limit,
+        overload: plan?.overload_protection ? limiterSettings(plan.overload_protection) : undefined,
+        traffic,
       };
     }),
   };
@@ -89,20 +120,35 @@ export function effectivePolicy(policy: InlinePolicy | undefined): EffectivePoli
 export interface Registries {
   readonly upstreams: UpstreamRegistry;
   readonly retryBudgets: RetryBudgetRegistry;
+  readonly breakers: BreakerRegistry;
+  readonly limiters: LimiterRegistry;
+  readonly rateLimiters: RateLimiterRegistry;
+  readonly canaries: CanaryRegistry;
   readonly metrics: AgentMetrics;
+  /** Processes serving the same config (cluster workers): each takes its share of a rate limit. */
+  readonly workers: number;
 }
 
 /** Attaches a plan to the registries; the registries keep what is unchanged. */
 export function bindSnapshot(plan: SnapshotPlan, sequence: number, registries: Registries): Snapshot {
   const pools: ReadonlyMap<string, PoolRuntime> = registries.upstreams.prepare(plan.pools);
+  const target = (routeId: string, poolId: string): RouteTarget => ({
+    pool: pools.get(poolId) as PoolRuntime,
+    metrics: registries.metrics.bindRoute(routeId, poolId),
+  });
   const routes: CompiledRoute[] = plan.routes.map((route) => ({
     id: route.id,
-    pool: pools.get(route.poolId) as PoolRuntime,
+    ...target(route.id, route.poolId),
     policy: route.policy,
     requireTls: route.requireTls,
     requireMtls: route.requireMtls,
-    metrics: registries.metrics.bindRoute(route.id, route.poolId),
     retryBudget: registries.retryBudgets.budgetFor(route.id, route.policy.budgetPercent),
+    breaker: route.breaker && registries.breakers.breakerFor(`route:${route.id}`, route.breaker),
+    rateLimiter:
+      route.rateLimit &&
+      registries.rateLimiters.limiterFor(route.id, rateLimitSettings(route.rateLimit, registries.workers)),
+    limiter: route.overload && registries.limiters.limiterFor(route.id, route.overload),
+    traffic: route.traffic && bindTraffic(route.id, route.traffic, registries, target),
   }));
   return {
     version: versionOf(sequence, plan.contentHash),
@@ -112,5 +158,18 @@ export function bindSnapshot(plan: SnapshotPlan, sequence: number, registries: R
     router: plan.router,
     routes,
     pools,
+  };
+}
+
+function bindTraffic(
+  routeId: string,
+  plan: CompiledTrafficPlan,
+  registries: Registries,
+  target: (routeId: string, poolId: string) => RouteTarget,
+): RouteTraffic {
+  return {
+    plan,
+    canary: registries.canaries.stateFor(routeId, plan),
+    targets: new Map(plan.pools.map((id) => [id, target(routeId, id)])),
   };
 }

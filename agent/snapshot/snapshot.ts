@@ -5,7 +5,12 @@
  */
 import type { DynamicConfig } from "../../services/config/index.js";
 import type { RouteMetrics } from "../observability/metrics.js";
+import type { CircuitBreaker } from "../resilience/circuit-breaker.js";
+import type { ConcurrencyLimiter } from "../resilience/concurrency-limiter.js";
+import type { RateLimiter } from "../resilience/rate-limiter.js";
 import type { Router } from "../router/router.js";
+import type { CanaryState } from "../traffic/canary-registry.js";
+import type { CompiledTrafficPlan } from "../traffic/traffic-plan.js";
 import type { RetryBudget } from "../upstream/retry-budget.js";
 import type { PoolRuntime } from "../upstream/upstream-registry.js";
 
@@ -23,14 +28,32 @@ export interface EffectivePolicy {
   readonly hedging: { readonly delayMs: number; readonly maxHedges: number } | undefined;
 }
 
-export interface CompiledRoute {
-  readonly id: string;
+/** A pool a route can send to, with the route's metric series for it. */
+export interface RouteTarget {
   readonly pool: PoolRuntime;
+  readonly metrics: RouteMetrics;
+}
+
+/** A route's traffic plan bound to its state: where each request goes, and the canary's brake. */
+export interface RouteTraffic {
+  readonly plan: CompiledTrafficPlan;
+  readonly canary: CanaryState;
+  /** Every pool the plan can choose, by id. */
+  readonly targets: ReadonlyMap<string, RouteTarget>;
+}
+
+export interface CompiledRoute extends RouteTarget {
+  readonly id: string;
   readonly policy: EffectivePolicy;
   readonly requireTls: boolean;
   readonly requireMtls: boolean;
-  readonly metrics: RouteMetrics;
   readonly retryBudget: RetryBudget;
+  /** The route policy's own circuit breaker (the pool's is on the pool). */
+  readonly breaker: CircuitBreaker | undefined;
+  readonly rateLimiter: RateLimiter | undefined;
+  /** The overload protection of the route's traffic plan. */
+  readonly limiter: ConcurrencyLimiter | undefined;
+  readonly traffic: RouteTraffic | undefined;
 }
 
 export interface Snapshot {

@@ -88,6 +88,11 @@ export class RetryBudgetRegistry {
     return budget;
   }
 
+  /** Each route's tokens now, for the proxy_retry_budget_tokens gauge. */
+  *tokens(): Iterable<readonly [string, number]> {
+    for (const [route, budget] of this.#budgets) yield [route, budget.tokens];
+  }
+
   /** Drops the budgets of routes the active config no longer has. */
   retain(routes: ReadonlySet<string>): void {
     for (const id of this.#budgets.keys()) if (!routes.has(id)) this.#budgets.delete(id);

@@ -12,7 +12,12 @@ import { readFileSync } from "node:fs";
 import { type Dispatcher, H2CClient, Pool } from "undici";
 import type { Pool as PoolConfig } from "../../services/config/index.js";
 import type { AgentMetrics, EndpointMetrics } from "../observability/metrics.js";
+import { type BreakerRegistry, breakerSettings, type CircuitBreaker } from "../resilience/circuit-breaker.js";
 import { type Balancer, createBalancer } from "./balancers/balancer.js";
+import type { HealthRegistry } from "./health/health-registry.js";
+import { httpProbe } from "./health/http-probe.js";
+import type { PoolHealth } from "./health/pool-health.js";
+import { healthSettings } from "./health/settings.js";
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
@@ -39,33 +44,56 @@ export class PoolRuntime {
     readonly spec: string,
     readonly config: PoolConfig,
     readonly endpoints: readonly EndpointRuntime[],
+    readonly health: PoolHealth,
+    /** The pool's circuit breaker; undefined when the pool configures none. */
+    readonly breaker: CircuitBreaker | undefined,
   ) {
     this.balancer = createBalancer(
       config.balancer ?? "round_robin",
       config.endpoints.map((e) => ({ address: e.address, weight: e.weight ?? 1 })),
       {
-        isAvailable: () => true,
+        isAvailable: (index) => health.isAvailable(index),
         activeRequests: (index) => endpoints[index]?.active ?? 0,
       },
     );
   }
 
   /** An attempt's outcome, for passive health and outlier detection. */
-  reportOutcome(_index: number, _success: boolean): void {}
+  reportOutcome(index: number, success: boolean): void {
+    this.health.report(index, success);
+  }
 
   /** An endpoint for the fail-open trickle when none is available; -1 for none. */
   trickle(): number {
-    return -1;
+    return this.health.trickle();
   }
+
+  /** Requests waiting for a connection across the pool's endpoints (max_pending_requests). */
+  pending(): number {
+    let total = 0;
+    for (const endpoint of this.endpoints)
+      total += endpoint.dispatcher instanceof Pool ? endpoint.dispatcher.stats.pending : 0;
+    return total;
+  }
+}
+
+/** The registries a pool's runtime takes its long-lived state from. */
+export interface PoolStateRegistries {
+  readonly metrics: AgentMetrics;
+  readonly health: HealthRegistry;
+  readonly breakers: BreakerRegistry;
 }
 
 export class UpstreamRegistry {
   readonly #pools = new Map<string, PoolRuntime>();
   readonly #endpoints = new Map<string, EndpointRuntime>();
 
-  constructor(private readonly metrics: AgentMetrics) {}
+  constructor(private readonly registries: PoolStateRegistries) {}
 
-  /** The runtimes for `pools`: existing ones where nothing changed, new ones otherwise. */
+  /**
+   * The runtimes for `pools`: existing ones where nothing changed, new ones otherwise. Health
+   * and breaker state come from their registries by pool id, so they outlive a changed pool.
+   */
   prepare(pools: readonly PoolConfig[]): Map<string, PoolRuntime> {
     const out = new Map<string, PoolRuntime>();
     for (const pool of pools) {
@@ -73,10 +101,25 @@ export class UpstreamRegistry {
       let runtime = this.#pools.get(pool.id);
       if (!runtime || runtime.spec !== spec) {
         const endpoints = pool.endpoints.map((endpoint) => this.#endpoint(pool, endpoint.address));
-        runtime = new PoolRuntime(pool.id, spec, pool, endpoints);
+        const settings = healthSettings(pool);
+        const path = settings.active?.path;
+        const health = this.registries.health.healthFor(
+          pool.id,
+          endpoints.map((e) => e.address),
+          settings,
+          (index) => {
+            const endpoint = endpoints[index];
+            return endpoint && path !== undefined
+              ? httpProbe(endpoint.dispatcher, endpoint.origin, path)
+              : undefined;
+          },
+        );
+        const breaker = pool.circuit_breaker
+          ? this.registries.breakers.breakerFor(`pool:${pool.id}`, breakerSettings(pool.circuit_breaker))
+          : undefined;
+        runtime = new PoolRuntime(pool.id, spec, pool, endpoints, health, breaker);
       }
       out.set(pool.id, runtime);
-      this.metrics.poolTotalEndpoints.labels(pool.id).set(pool.endpoints.length);
     }
     return out;
   }
@@ -127,7 +170,7 @@ export class UpstreamRegistry {
         address,
         origin,
         createDispatcher(origin, pool),
-        this.metrics.bindEndpoint(pool.id, address),
+        this.registries.metrics.bindEndpoint(pool.id, address),
       );
       this.#endpoints.set(key, endpoint);
     }

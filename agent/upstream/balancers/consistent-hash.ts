@@ -211,8 +211,8 @@ function appendDecimal(hash: number, value: number): number {
   return out >>> 0;
 }
 
-/** murmur3's 32-bit finalizer (avalanche). */
-function fmix32(input: number): number {
+/** murmur3's 32-bit finalizer (avalanche): every input bit flips about half the output bits. */
+export function fmix32(input: number): number {
   let hash = input;
   hash ^= hash >>> 16;
   hash = Math.imul(hash, 0x85ebca6b);

@@ -1,0 +1,103 @@
+/**
+ * Every registry of one agent process: the long-lived, mutable state that snapshots point to
+ * (connections, health, breakers, budgets, limiters, canary counters), keyed by stable ids so
+ * it survives swaps. Binding a snapshot takes from them; `retain` drops what the active
+ * snapshot no longer uses. State changes worth an operator's attention are logged here.
+ */
+import type { Logger } from "../../services/telemetry/logger.js";
+import type { AgentMetrics } from "../observability/metrics.js";
+import { BreakerRegistry } from "../resilience/circuit-breaker.js";
+import { LimiterRegistry } from "../resilience/concurrency-limiter.js";
+import { RateLimiterRegistry } from "../resilience/rate-limiter.js";
+import type { Registries } from "../snapshot/compile.js";
+import type { Snapshot } from "../snapshot/snapshot.js";
+import { CanaryRegistry } from "../traffic/canary-registry.js";
+import { HealthRegistry } from "../upstream/health/health-registry.js";
+import { RetryBudgetRegistry } from "../upstream/retry-budget.js";
+import { UpstreamRegistry } from "../upstream/upstream-registry.js";
+import type { RuntimeState } from "./runtime-state.js";
+
+export class AgentRegistries implements Registries {
+  readonly health: HealthRegistry;
+  readonly breakers: BreakerRegistry;
+  readonly upstreams: UpstreamRegistry;
+  readonly retryBudgets = new RetryBudgetRegistry();
+  readonly limiters = new LimiterRegistry();
+  readonly rateLimiters = new RateLimiterRegistry();
+  readonly canaries: CanaryRegistry;
+
+  constructor(
+    readonly metrics: AgentMetrics,
+    readonly workers: number,
+    logger: Logger,
+  ) {
+    this.health = new HealthRegistry({
+      listener: (change) => logger.warn({ event: "endpoint_health", ...change }, "endpoint health changed"),
+    });
+    this.breakers = new BreakerRegistry((key, from, to, reason) => {
+      if (to === "open") metrics.breakerTripped(key);
+      logger.warn({ event: "breaker", breaker: key, from, to, reason }, "circuit breaker changed state");
+    });
+    this.canaries = new CanaryRegistry({
+      onBrake: (route, reason) =>
+        logger.error(
+          { event: "canary_brake", route, reason },
+          "canary braked: it gets no traffic until a new config",
+        ),
+    });
+    this.upstreams = new UpstreamRegistry(this);
+    metrics.observe({
+      pools: () =>
+        this.health
+          .list()
+          .map((pool) => ({ pool: pool.id, healthy: pool.healthyCount(), total: pool.total })),
+      breakers: () => this.breakers.list(),
+      retryBudgets: () => this.retryBudgets.tokens(),
+    });
+  }
+
+  /** Drops what `snapshot` does not use; connection pools close once their requests finish. */
+  retain(snapshot: Snapshot): Promise<void> {
+    const routes = new Set(snapshot.routes.map((r) => r.id));
+    this.retryBudgets.retain(routes);
+    this.limiters.retain(routes);
+    this.rateLimiters.retain(routes);
+    this.canaries.retain(routes);
+    this.health.retain(snapshot.pools.keys());
+    const breakers = new Set<string>();
+    for (const pool of snapshot.pools.values()) if (pool.breaker) breakers.add(`pool:${pool.id}`);
+    for (const route of snapshot.routes) if (route.breaker) breakers.add(`route:${route.id}`);
+    this.breakers.retain(breakers);
+    return this.upstreams.retain(snapshot.pools);
+  }
+
+  /** What the admin API shows of this process's runtime state. */
+  state(): RuntimeState {
+    return {
+      pools: this.health.list().map((pool) => ({ pool: pool.id, endpoints: pool.describe() })),
+      breakers: this.breakers.list().map((b) => {
+        const [kind, id] = splitKey(b.key);
+        return {
+          [kind]: id,
+          state: b.state,
+          trips: b.trips,
+          in_flight: b.inFlight,
+          error_percent: Math.round(b.errorPercent * 100) / 100,
+        };
+      }),
+      canaries: this.canaries.list(),
+    };
+  }
+
+  /** Stops health checks and closes every connection pool (at once with `force`). */
+  async close(force: boolean): Promise<void> {
+    this.health.close();
+    this.limiters.retain(new Set());
+    await this.upstreams.close(force);
+  }
+}
+
+function splitKey(key: string): ["pool" | "route", string] {
+  const colon = key.indexOf(":");
+  return [key.slice(0, colon) === "route" ? "route" : "pool", key.slice(colon + 1)];
+}
