@@ -94,7 +94,10 @@ export class Exchange {
       // The client left before the answer was complete: stop the upstream work too.
       if (!this.#done) this.#finish(499, undefined);
     });
-    this.#send();
+    if (!this.#send()) {
+      this.#fail(ProxyError.NoHealthyUpstream);
+      return;
+    }
     const hedging = this.route.policy.hedging;
     if (hedging && (this.request.method === "GET" || this.request.method === "HEAD")) {
       this.#hedgeTimer = setTimeout(() => this.#hedge(), hedging.delayMs);

@@ -83,7 +83,8 @@ const BODIES = [
 type Body = (typeof BODIES)[number];
 
 /** Goals from the issue, for the agent with 1 worker. */
-const GOALS = { cpuVsNginx: 3.5, cpuVsBare: 1.25, p99VsBare: 1.25 } as const;
+const GOALS = { cpuVsNginx: 3.5, cpuVsBare: 1.25, p99VsBare: 1.25, resilienceCost: 1.05 } as const;
+const RESILIENT = "agent, 1 worker, resilience on";
 
 // ---------------------------------------------------------------------------------------------
 // Processes: each in its own group, so a proxy's children (nginx worker, cluster workers) die
@@ -592,8 +593,21 @@ async function startBareNode(ctx: Context): Promise<Target> {
   return { name: "bare Node proxy", port, cpuRoot: child.pid as number, stop: () => stop(child) };
 }
 
-async function startAgent(ctx: Context, workers: 1 | "auto"): Promise<Target> {
-  const name = `agent-${workers}`;
+/**
+ * The agent on the bench route. `resilient` adds what [3/9] builds, on the same route and
+ * pool: active and passive health checks, outlier detection, a pool circuit breaker with
+ * concurrency limits and a retry budget — their cost on the request path must stay under 5%.
+ */
+const RESILIENCE_SETTINGS = `    health:
+      active: { interval: 1s, timeout: 500ms, path: ${BODIES[0].path} }
+      passive: { consecutive_failures: 5, ejection_duration: 30s }
+    outlier_detection: { consecutive_failures: 5, error_rate_threshold: 50, max_ejection_percent: 50 }
+    circuit_breaker:
+      { error_threshold_percent: 50, min_requests: 20, open_duration: 30s, max_concurrent_requests: 10000, max_pending_requests: 10000 }
+`;
+
+async function startAgent(ctx: Context, workers: 1 | "auto", resilient = false): Promise<Target> {
+  const name = `agent-${workers}${resilient ? "-resilient" : ""}`;
   const dir = join(ctx.dir, name);
   mkdirSync(dir, { recursive: true });
   const [port, metricsPort] = [await freePort(), await freePort()];
@@ -609,11 +623,11 @@ routes:
     pool: origin
     policy:
       timeout: 5s
-      retries: { max_attempts: 2 }
+      retries: { max_attempts: 2${resilient ? ", budget_percent: 10" : ""} }
 pools:
   - id: origin
     endpoints: [{ address: "127.0.0.1:${ctx.upstreamPort}" }]
-`,
+${resilient ? RESILIENCE_SETTINGS : ""}`,
   );
   const staticConfig = join(dir, "static.yaml");
   writeFileSync(
@@ -634,7 +648,12 @@ shutdown: { drain_delay: 0s, drain_timeout: 1s }
       ? start("taskset", ["-c", PROXY_CORE, process.execPath, ...agentArgs], log, "/dev/null")
       : start(process.execPath, agentArgs, log, "/dev/null");
   await waitReady(name, port, child, log);
-  const label = workers === 1 ? "agent, 1 worker" : `agent, auto (${availableParallelism()}), unpinned`;
+  const label =
+    workers === 1
+      ? resilient
+        ? RESILIENT
+        : "agent, 1 worker"
+      : `agent, auto (${availableParallelism()}), unpinned`;
   return { name: label, port, cpuRoot: child.pid as number, stop: () => stop(child) };
 }
 
@@ -717,6 +736,20 @@ function ratios(results: readonly Result[]): string[] {
         GOALS.p99VsBare,
       ),
     );
+    const resilient = find(RESILIENT, body);
+    if (resilient) {
+      const r = summarize(resilient);
+      const perRun = resilient.runs.map((run, i) => cpu(run) / cpu(agent.runs[i] as Run));
+      lines.push(
+        check(
+          "resilience on: CPU/req vs off",
+          r.cpuMicrosPerRequest / a.cpuMicrosPerRequest,
+          perRun,
+          GOALS.resilienceCost,
+        ),
+        `${body.label.padEnd(7)} ${"resilience on: req/s vs off".padEnd(33)} ${(r.requestsPerSecond / a.requestsPerSecond).toFixed(2).padStart(5)}x`,
+      );
+    }
   }
   return lines;
 }
@@ -759,6 +792,7 @@ async function main(): Promise<void> {
     for (const startTarget of [
       () => startBareNode(ctx),
       () => startAgent(ctx, 1),
+      () => startAgent(ctx, 1, true),
       () => startAgent(ctx, "auto"),
     ]) {
       const target = await startTarget();
