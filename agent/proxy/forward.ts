@@ -242,11 +242,16 @@ export class Exchange {
   }
 
   #remove(attempt: Attempt): void {
-    const i = this.#out.indexOf(attempt);
-    if (i >= 0) this.#out.splice(i, 1);
+    const out = this.#out;
+    if (out.length === 1 && out[0] === attempt) out.pop();
+    else {
+      const i = out.indexOf(attempt);
+      if (i >= 0) out.splice(i, 1);
+    }
   }
 
   #cancelOthers(keep: Attempt | undefined): void {
+    if (this.#out.length === 0 || (this.#out.length === 1 && this.#out[0] === keep)) return;
     for (const attempt of [...this.#out]) if (attempt !== keep) attempt.abort();
   }
 

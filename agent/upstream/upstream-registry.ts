@@ -68,11 +68,18 @@ export class PoolRuntime {
     return this.health.trickle();
   }
 
-  /** Requests waiting for a connection across the pool's endpoints (max_pending_requests). */
+  /**
+   * Requests waiting for a connection across the pool's endpoints (max_pending_requests): those
+   * in flight beyond what the endpoint's connections can carry. Without a connection limit
+   * nothing waits. Worked out from our own counts: undici's stats build objects on every read.
+   */
   pending(): number {
+    const connections = this.config.connection_pool?.max_connections;
+    if (connections === undefined) return 0;
+    const capacity = connections * (this.config.protocol === "h2" ? H2_STREAMS_PER_CONNECTION : 1);
     let total = 0;
     for (const endpoint of this.endpoints)
-      total += endpoint.dispatcher instanceof Pool ? endpoint.dispatcher.stats.pending : 0;
+      if (endpoint.active > capacity) total += endpoint.active - capacity;
     return total;
   }
 }

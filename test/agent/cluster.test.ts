@@ -53,12 +53,33 @@ describe("a cluster of workers", () => {
     expect(pids.size).toBe(2);
   });
 
+  it("merges every worker's runtime state in the admin API", async () => {
+    const { status, body } = await agent.admin("POST", "/api/v2/config/apply", {
+      config: {
+        ...configFor(a.address),
+        pools: [{ id: "p", endpoints: [{ address: a.address }], circuit_breaker: { min_requests: 5 } }],
+      },
+    });
+    expect(status).toBe(200);
+    await servedBy(6);
+    const breakers = await agent.admin("GET", "/api/v2/breakers");
+    expect(breakers.body).toEqual({
+      breakers: [{ pool: "p", state: "closed", trips: 0, in_flight: 0, error_percent: 0 }],
+    });
+    const health = await agent.admin("GET", "/api/v2/pools/p/health");
+    expect(health.body).toMatchObject({
+      pool: "p",
+      healthy_endpoints: 1,
+      endpoints: [{ address: a.address, healthy: true }],
+    });
+  });
+
   it("answers an apply once every worker runs the new config", async () => {
     const { status, body } = await agent.admin("POST", "/api/v2/config/apply", {
       config: configFor(b.address),
     });
     expect(status).toBe(200);
-    expect((body as { version: string }).version).toMatch(/^2-/);
+    expect((body as { version: string }).version).toMatch(/^3-/);
     expect(await servedBy(20)).toEqual(new Set(["b"]));
   });
 
