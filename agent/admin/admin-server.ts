@@ -190,6 +190,7 @@ function registerApi(api: FastifyInstance, target: AdminTarget): void {
 
   api.get("/breakers", async () => ({ breakers: (await target.runtimeState()).breakers }));
   api.get("/traffic/canary", async () => ({ routes: (await target.runtimeState()).canaries }));
+  api.get("/limits", async () => ({ routes: (await target.runtimeState()).limits }));
 
   api.get("/listeners", async () => ({ listeners: await target.listeners() }));
 }

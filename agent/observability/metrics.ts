@@ -8,6 +8,8 @@
 import { Counter, Gauge, Registry } from "prom-client";
 import type { ProxyErrorCategory } from "../errors.js";
 import type { BreakerState, BreakerStatus } from "../resilience/circuit-breaker.js";
+import type { LimiterStatus } from "../resilience/concurrency-limiter.js";
+import type { CanaryRow } from "../traffic/canary-registry.js";
 import { type CounterChild, type HistogramChild, HotCounter, HotHistogram } from "./hot-metrics.js";
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -94,6 +96,43 @@ export class AgentMetrics {
     labelNames: ["pool", "route"],
     registers: [this.registry],
   });
+  readonly endpointEjections = new HotCounter({
+    name: "proxy_endpoint_ejections_total",
+    help: "Times an endpoint was taken out of rotation by passive health or outlier detection",
+    labelNames: ["pool", "endpoint"],
+    registers: [this.registry],
+  });
+  readonly overloadLimit = new Gauge({
+    name: "proxy_overload_limit",
+    help: "A route's concurrency limit now (overload protection; adaptive ones move)",
+    labelNames: ["route"] as const,
+    registers: [this.registry],
+    collect: () => this.#collectLimiters(),
+  });
+  readonly overloadInFlight = new Gauge({
+    name: "proxy_overload_in_flight",
+    help: "Requests of a route holding an overload-protection slot",
+    labelNames: ["route"] as const,
+    registers: [this.registry],
+  });
+  readonly overloadQueued = new Gauge({
+    name: "proxy_overload_queued",
+    help: "Requests of a route waiting for an overload-protection slot",
+    labelNames: ["route"] as const,
+    registers: [this.registry],
+  });
+  readonly canaryBraked = new Gauge({
+    name: "proxy_canary_braked",
+    help: "1 while a route's canary is braked by its safety brake",
+    labelNames: ["route"] as const,
+    aggregator: "max",
+    registers: [this.registry],
+    collect: () => {
+      this.canaryBraked.reset();
+      for (const row of this.#sources?.canaries() ?? [])
+        this.canaryBraked.labels(row.route).set(row.braked ? 1 : 0);
+    },
+  });
   readonly retryBudgetTokens = new Gauge({
     name: "proxy_retry_budget_tokens",
     help: "Retries a route's budget still allows now (budget_percent of recent successes, minus recent retries)",
@@ -151,6 +190,21 @@ export class AgentMetrics {
     }
   }
 
+  #collectLimiters(): void {
+    this.overloadLimit.reset();
+    this.overloadInFlight.reset();
+    this.overloadQueued.reset();
+    for (const { route, limit, inFlight, queued } of this.#sources?.limiters() ?? []) {
+      this.overloadLimit.labels(route).set(limit);
+      this.overloadInFlight.labels(route).set(inFlight);
+      this.overloadQueued.labels(route).set(queued);
+    }
+  }
+
+  endpointEjected(pool: string, endpoint: string): void {
+    this.endpointEjections.labels({ pool, endpoint }).inc();
+  }
+
   /** Counts a breaker opening; `key` is the breaker registry's ("pool:ID" or "route:ID"). */
   breakerTripped(key: string): void {
     this.breakerTrips.labels(breakerLabels(key)).inc();
@@ -205,6 +259,8 @@ export interface StateSources {
   pools(): Iterable<{ readonly pool: string; readonly healthy: number; readonly total: number }>;
   breakers(): Iterable<BreakerStatus>;
   retryBudgets(): Iterable<readonly [route: string, tokens: number]>;
+  limiters(): Iterable<LimiterStatus>;
+  canaries(): Iterable<CanaryRow>;
 }
 
 export interface RouteMetrics {

@@ -58,8 +58,15 @@ export class RateLimiter {
     this.update(settings);
   }
 
+  #settings!: RateLimitSettings;
+
+  get settings(): RateLimitSettings {
+    return this.#settings;
+  }
+
   /** Applies a new config; buckets stay unless what they are keyed by changed. */
   update(settings: RateLimitSettings): void {
+    this.#settings = settings;
     this.#intervalMs = 1000 / settings.requestsPerSecond;
     this.#toleranceMs = settings.burst * this.#intervalMs + EPSILON_MS;
     if (settings.key !== this.#key) this.#tats.clear();
@@ -149,4 +156,21 @@ export class RateLimiterRegistry {
   retain(routes: ReadonlySet<string>): void {
     for (const route of this.#limiters.keys()) if (!routes.has(route)) this.#limiters.delete(route);
   }
+
+  list(): RateLimiterStatus[] {
+    return Array.from(this.#limiters, ([route, l]) => ({
+      route,
+      requestsPerSecond: l.settings.requestsPerSecond,
+      burst: l.settings.burst,
+      keys: l.keys,
+    }));
+  }
+}
+
+export interface RateLimiterStatus {
+  readonly route: string;
+  /** This process's share (see rateLimitSettings). */
+  readonly requestsPerSecond: number;
+  readonly burst: number;
+  readonly keys: number;
 }

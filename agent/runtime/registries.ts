@@ -15,7 +15,7 @@ import { CanaryRegistry } from "../traffic/canary-registry.js";
 import { HealthRegistry } from "../upstream/health/health-registry.js";
 import { RetryBudgetRegistry } from "../upstream/retry-budget.js";
 import { UpstreamRegistry } from "../upstream/upstream-registry.js";
-import type { RuntimeState } from "./runtime-state.js";
+import type { RouteLimitsView, RuntimeState } from "./runtime-state.js";
 
 export class AgentRegistries implements Registries {
   readonly health: HealthRegistry;
@@ -32,7 +32,10 @@ export class AgentRegistries implements Registries {
     logger: Logger,
   ) {
     this.health = new HealthRegistry({
-      listener: (change) => logger.warn({ event: "endpoint_health", ...change }, "endpoint health changed"),
+      listener: (change) => {
+        if (change.to === "ejected") metrics.endpointEjected(change.pool, change.address);
+        logger.warn({ event: "endpoint_health", ...change }, "endpoint health changed");
+      },
     });
     this.breakers = new BreakerRegistry((key, from, to, reason) => {
       if (to === "open") metrics.breakerTripped(key);
@@ -53,6 +56,8 @@ export class AgentRegistries implements Registries {
           .map((pool) => ({ pool: pool.id, healthy: pool.healthyCount(), total: pool.total })),
       breakers: () => this.breakers.list(),
       retryBudgets: () => this.retryBudgets.tokens(),
+      limiters: () => this.limiters.list(),
+      canaries: () => this.canaries.list(),
     });
   }
 
@@ -86,7 +91,23 @@ export class AgentRegistries implements Registries {
         };
       }),
       canaries: this.canaries.list(),
+      limits: this.#limits(),
     };
+  }
+
+  #limits(): RouteLimitsView[] {
+    const overload = new Map(this.limiters.list().map((l) => [l.route, l]));
+    const rates = new Map(this.rateLimiters.list().map((r) => [r.route, r]));
+    return [...this.retryBudgets.tokens()].map(([route, tokens]) => {
+      const o = overload.get(route);
+      const r = rates.get(route);
+      return {
+        route,
+        ...(o && { overload: { limit: o.limit, in_flight: o.inFlight, queued: o.queued } }),
+        ...(r && { rate_limit: { requests_per_second: r.requestsPerSecond, burst: r.burst, keys: r.keys } }),
+        retry_budget_tokens: Math.floor(tokens),
+      };
+    });
   }
 
   /** Stops health checks and closes every connection pool (at once with `force`). */

@@ -52,6 +52,14 @@ const worker = (healthy: boolean, breaker: "closed" | "open", row: CanaryRow): R
     },
   ],
   canaries: [row],
+  limits: [
+    {
+      route: "r",
+      overload: { limit: 10, in_flight: healthy ? 1 : 3, queued: 0 },
+      rate_limit: { requests_per_second: 50, burst: 5, keys: 2 },
+      retry_budget_tokens: 4,
+    },
+  ],
 });
 
 describe("mergeRuntimeStates", () => {
@@ -83,9 +91,17 @@ describe("mergeRuntimeStates", () => {
         canary_error_percent: 37.5,
       }),
     ]);
+    expect(merged.limits).toEqual([
+      {
+        route: "r",
+        overload: { limit: 20, in_flight: 4, queued: 0 },
+        rate_limit: { requests_per_second: 100, burst: 10, keys: 4 },
+        retry_budget_tokens: 8,
+      },
+    ]);
   });
 
   it("is empty without workers", () => {
-    expect(mergeRuntimeStates([])).toEqual({ pools: [], breakers: [], canaries: [] });
+    expect(mergeRuntimeStates([])).toEqual({ pools: [], breakers: [], canaries: [], limits: [] });
   });
 });

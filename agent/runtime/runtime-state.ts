@@ -22,17 +22,30 @@ export interface BreakerView {
   readonly error_percent: number;
 }
 
+/** A route's limits now: overload protection, rate limit and retry budget, where configured. */
+export interface RouteLimitsView {
+  readonly route: string;
+  readonly overload?: { readonly limit: number; readonly in_flight: number; readonly queued: number };
+  readonly rate_limit?: {
+    readonly requests_per_second: number;
+    readonly burst: number;
+    readonly keys: number;
+  };
+  readonly retry_budget_tokens: number;
+}
+
 export interface RuntimeState {
   readonly pools: readonly PoolHealthView[];
   readonly breakers: readonly BreakerView[];
   readonly canaries: readonly CanaryRow[];
+  readonly limits: readonly RouteLimitsView[];
 }
 
 const BREAKER_SEVERITY: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
 
 export function mergeRuntimeStates(states: readonly RuntimeState[]): RuntimeState {
   const [first, ...rest] = states;
-  if (!first) return { pools: [], breakers: [], canaries: [] };
+  if (!first) return { pools: [], breakers: [], canaries: [], limits: [] };
   if (rest.length === 0) return first;
   return {
     pools: mergeBy(
@@ -49,6 +62,11 @@ export function mergeRuntimeStates(states: readonly RuntimeState[]): RuntimeStat
       states.map((s) => s.canaries),
       (c) => c.route,
       mergeCanaries,
+    ),
+    limits: mergeBy(
+      states.map((s) => s.limits),
+      (l) => l.route,
+      mergeLimits,
     ),
   };
 }
@@ -111,6 +129,30 @@ function mergeCanaries(rows: readonly CanaryRow[]): CanaryRow {
       (r) => r.canary_error_percent,
       canary,
     ),
+  };
+}
+
+/** Each worker holds its share of a route's limits: the agent's are their sums. */
+function mergeLimits(views: readonly RouteLimitsView[]): RouteLimitsView {
+  const overloads = views.flatMap((v) => (v.overload ? [v.overload] : []));
+  const rates = views.flatMap((v) => (v.rate_limit ? [v.rate_limit] : []));
+  return {
+    route: (views[0] as RouteLimitsView).route,
+    ...(overloads.length > 0 && {
+      overload: {
+        limit: sum(overloads, (o) => o.limit),
+        in_flight: sum(overloads, (o) => o.in_flight),
+        queued: sum(overloads, (o) => o.queued),
+      },
+    }),
+    ...(rates.length > 0 && {
+      rate_limit: {
+        requests_per_second: sum(rates, (r) => r.requests_per_second),
+        burst: sum(rates, (r) => r.burst),
+        keys: sum(rates, (r) => r.keys),
+      },
+    }),
+    retry_budget_tokens: sum(views, (v) => v.retry_budget_tokens),
   };
 }
 

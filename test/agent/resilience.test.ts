@@ -217,6 +217,9 @@ pools:
     // Both are bad, but 34% of 3 endpoints allows one ejection.
     expect(ejected).toHaveLength(1);
     expect(ejected[0]?.reason).toMatch(/3 consecutive failures/);
+    expect(await metrics()).toMatch(
+      /proxy_endpoint_ejections_total\{pool="outliers",endpoint="127\.0\.0\.1:\d+"\} [1-9]/,
+    );
     o1.setBehaviour({});
     o2.setBehaviour({});
     await until(
@@ -364,6 +367,21 @@ traffic_management:
     expect(limited.every((a) => a.status === 429)).toBe(true);
     expect(Number(limited[0]?.headers["retry-after"])).toBeGreaterThanOrEqual(1);
   });
+
+  it("shows each route's limits in the admin API and metrics", async () => {
+    const { body } = await agent.admin("GET", "/api/v2/limits");
+    const routes = (body as { routes: Array<Record<string, unknown>> }).routes;
+    expect(routes).toContainEqual(
+      expect.objectContaining({ route: "bounded", overload: { limit: 2, in_flight: 0, queued: 0 } }),
+    );
+    expect(routes).toContainEqual(
+      expect.objectContaining({
+        route: "metered",
+        rate_limit: { requests_per_second: 5, burst: 5, keys: 0 },
+      }),
+    );
+    expect(await metrics()).toMatch(/proxy_overload_limit\{route="bounded"\} 2/);
+  });
 });
 
 describe("canaries and cohorts", () => {
@@ -427,6 +445,7 @@ traffic_management:
     expect(row).toMatchObject({ braked: true });
     expect(String(row?.brake_reason)).toMatch(/canary error rate/);
     await agent.waitFor((line) => line.event === "canary_brake" && line.route === "split");
+    expect(await metrics()).toMatch(/proxy_canary_braked\{route="split"\} 1/);
     const braked = await sequential("/split", 30);
     expect(braked.every((a) => a.status === 200 && a.upstream === "stable")).toBe(true);
 
