@@ -7,6 +7,8 @@ export const ProxyError = {
   BadRequest: { category: "bad_request", status: 400 },
   Unauthorized: { category: "unauthorized", status: 401 },
   TlsRequired: { category: "tls_required", status: 403 },
+  /** A plugin's filter answered the request itself (its own status, 403 by default, and body). */
+  PluginDenied: { category: "plugin_denied", status: 403 },
   MtlsRequired: { category: "mtls_required", status: 403 },
   NoRoute: { category: "no_route", status: 404 },
   /** The request head did not arrive within read_header_timeout (slowloris). */
@@ -19,6 +21,8 @@ export const ProxyError = {
   UpstreamReset: { category: "upstream_reset", status: 502 },
   CircuitOpen: { category: "circuit_open", status: 503 },
   Overloaded: { category: "overloaded", status: 503 },
+  /** A `fail_mode: closed` plugin failed: its call errored, timed out or answered nonsense. */
+  PluginUnavailable: { category: "plugin_unavailable", status: 503 },
   NoHealthyUpstream: { category: "no_healthy_upstream", status: 503 },
   UpstreamTimeout: { category: "upstream_timeout", status: 504 },
 } as const;

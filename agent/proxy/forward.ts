@@ -19,10 +19,12 @@
  * Every attempt's outcome is reported to its pool (passive health, outlier detection): a
  * failure is a connect error, a reset, a timeout or a 5xx; a cancelled attempt reports nothing.
  */
-import type { IncomingHttpHeaders } from "node:http";
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
+import type { Capture } from "../cache/capture.js";
 import { ProxyError, type ProxyErrorKind } from "../errors.js";
+import type { ChildSpan, RequestTrace } from "../observability/tracing.js";
 import type { CompiledRoute } from "../snapshot/snapshot.js";
 import type { EndpointRuntime, PoolRuntime } from "../upstream/upstream-registry.js";
 import { clientResponseHeaders } from "./headers.js";
@@ -58,6 +60,12 @@ export interface ExchangeRequest {
   /** Whether the body can still be sent again (no body, or none of it read yet). */
   readonly replayable: () => boolean;
   readonly hashKey: string | undefined;
+  /** Stores the answer in the route's cache as it streams to the client (a cache miss). */
+  readonly capture?: Capture;
+  /** The request's trace: one child span per attempt, the attempt's traceparent upstream. */
+  readonly trace?: RequestTrace;
+  /** Last edits to the client response's headers (middleware response edits, X-Cache). */
+  readonly decorate?: (headers: OutgoingHttpHeaders) => void;
 }
 
 export class Exchange {
@@ -75,6 +83,7 @@ export class Exchange {
   #bytesOut = 0;
   #endpoint: EndpointRuntime | undefined;
   #upstreamMs: number | undefined;
+  #capture: Capture | undefined;
   readonly #deadline: number;
 
   constructor(
@@ -86,6 +95,7 @@ export class Exchange {
     private readonly onDone: (outcome: ExchangeOutcome) => void,
   ) {
     this.#deadline = performance.now() + route.policy.timeoutMs;
+    this.#capture = request.capture;
   }
 
   start(): void {
@@ -115,7 +125,13 @@ export class Exchange {
     this.#tried ??= new Set();
     this.#tried.add(index);
     this.#endpoint = endpoint;
-    const attempt = new Attempt(this, endpoint, index);
+    const trace = this.request.trace;
+    const span = trace?.child("attempt", {
+      "coherent.endpoint": endpoint.address,
+      "http.request.resend_count": this.#attempts - 1,
+    });
+    if (trace) trace.inject(this.request.headers);
+    const attempt = new Attempt(this, endpoint, index, span);
     this.#out.push(attempt);
     endpoint.active++;
     endpoint.metrics.requests.inc();
@@ -168,13 +184,17 @@ export class Exchange {
     this.#endpoint = attempt.endpoint;
     this.#upstreamMs = upstreamMs;
     this.#cancelOthers(attempt);
-    this.res.writeHead(status, clientResponseHeaders(headers, this.requestId));
+    const out = clientResponseHeaders(headers, this.requestId);
+    this.request.decorate?.(out);
+    if (this.request.capture && !this.request.capture.begin(status, headers)) this.#dropCapture();
+    this.res.writeHead(status, out);
     return true;
   }
 
   /** Body bytes for the client. Returns false when the client cannot take more for now. */
   onResponseData(chunk: Buffer, resume: () => void): boolean {
     this.#bytesOut += chunk.length;
+    this.#capture?.chunk(chunk);
     // Both response kinds take a Buffer; their overload sets just do not unify in TypeScript.
     if ((this.res as { write(chunk: Buffer): boolean }).write(chunk)) return true;
     this.res.once("drain", resume);
@@ -188,6 +208,8 @@ export class Exchange {
       this.route.retryBudget.recordSuccess();
       if (this.#attempts > 1) this.route.metrics.retrySuccess.inc();
     }
+    this.#capture?.end();
+    this.#capture = undefined;
     this.res.end();
     this.#finish(status, undefined);
   }
@@ -268,9 +290,15 @@ export class Exchange {
     this.#finish(error.status, error);
   }
 
+  #dropCapture(): void {
+    this.#capture?.abort();
+    this.#capture = undefined;
+  }
+
   #finish(status: number, error: ProxyErrorKind | undefined): void {
     if (this.#done) return;
     this.#done = true;
+    this.#dropCapture();
     clearTimeout(this.#timer);
     clearTimeout(this.#hedgeTimer);
     this.#releaseBudget();
@@ -304,6 +332,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     private readonly exchange: Exchange,
     readonly endpoint: EndpointRuntime,
     readonly index: number,
+    private readonly span: ChildSpan | undefined,
   ) {}
 
   elapsedMs(): number {
@@ -324,6 +353,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
     if (status < 200) return; // 1xx informational: the final answer follows.
     this.#status = status;
+    this.span?.setAttribute("http.response.status_code", status);
     this.#forwarding = this.exchange.onResponseStart(this, status, headers);
   }
 
@@ -340,15 +370,16 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
-    if (!this.#end() || error instanceof AttemptAborted) return;
+    if (!this.#end(error) || error instanceof AttemptAborted) return;
     this.exchange.onAttemptOver(this, this.#forwarding ? ProxyError.UpstreamReset : classify(error));
   }
 
   /** Marks the attempt over; false when it already was. */
-  #end(): boolean {
+  #end(error?: Error): boolean {
     if (this.#over) return false;
     this.#over = true;
     this.endpoint.active--;
+    this.span?.end(error ?? (this.#status >= 500 ? { category: `status_${this.#status}` } : undefined));
     return true;
   }
 }

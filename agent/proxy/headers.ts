@@ -5,7 +5,8 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 
-const HOP_BY_HOP = new Set([
+/** RFC 9110 §7.6.1: headers that belong to one connection, never forwarded or stored. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",

@@ -20,6 +20,8 @@ export interface Settings {
   readonly workers: number;
   readonly drainDelayMs: number;
   readonly drainTimeoutMs: number;
+  /** OTLP/HTTP traces endpoint; undefined: tracing off, at no cost per request. */
+  readonly traceEndpoint: string | undefined;
   /** The static config with the environment's overrides folded in. */
   readonly staticConfig: StaticConfig;
 }
@@ -67,6 +69,7 @@ export async function resolveSettings(
     workers,
     drainDelayMs: file.shutdown?.drain_delay ?? 10_000,
     drainTimeoutMs: file.shutdown?.drain_timeout ?? 30_000,
+    traceEndpoint: env.PROXY_TRACE_ENDPOINT ?? file.tracing?.endpoint,
     staticConfig,
   };
 }

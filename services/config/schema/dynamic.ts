@@ -323,7 +323,9 @@ export const PluginSchema = z.discriminatedUnion("type", [
     type: z.literal("builtin"),
     name: z.enum(["structured_logger"]),
     fail_mode: FAIL_MODE.optional(),
-    config: z.record(z.string(), z.unknown()).optional(),
+    config: strict({
+      headers: z.array(headerName()).optional().describe("Request headers whose values each line carries"),
+    }).optional(),
   }),
 ]);
 
