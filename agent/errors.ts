@@ -29,3 +29,15 @@ export const ProxyError = {
 
 export type ProxyErrorKind = (typeof ProxyError)[keyof typeof ProxyError];
 export type ProxyErrorCategory = ProxyErrorKind["category"];
+
+/**
+ * An answer the proxy makes: one of the above, or the same shape with another status (a
+ * plugin's own deny status) and optionally a body of its own.
+ */
+export interface ErrorAnswer {
+  readonly category: ProxyErrorCategory;
+  readonly status: number;
+  readonly headers?: Readonly<Record<string, string | string[]>>;
+  /** Sent as given instead of the JSON error body. */
+  readonly body?: Uint8Array;
+}

@@ -10,10 +10,10 @@ import { Command } from "commander";
 import pino from "pino";
 import { formatIssue } from "../services/config/index.js";
 import { createLogger } from "../services/telemetry/logger.js";
-import { createAccessLog, NO_ACCESS_LOG } from "./observability/access-log.js";
+import { createAccessLog } from "./observability/access-log.js";
 import { ClusterPrimary, runWorker, WORKER_ENV } from "./runtime/cluster.js";
 import type { ConfigTarget } from "./runtime/config-target.js";
-import { ProxyAgent } from "./runtime/proxy-agent.js";
+import { agentOptions, ProxyAgent } from "./runtime/proxy-agent.js";
 import { runControl } from "./runtime/run.js";
 import { resolveSettings, SettingsError } from "./runtime/settings.js";
 
@@ -43,8 +43,8 @@ async function main(): Promise<void> {
   }
   const stdout = pino.destination({ dest: 1, sync: false });
   const logger = createLogger({ name: "proxy", level: settings.logLevel, destination: stdout });
-  const accessLog =
-    settings.staticConfig.logging?.access_log === false ? NO_ACCESS_LOG : createAccessLog(stdout);
+  // With the access log off, routes whose chain has an access_log stage still log.
+  const accessLog = createAccessLog(stdout);
 
   if (cluster.isWorker && process.env[WORKER_ENV]) {
     runWorker(settings, logger.child({ worker: cluster.worker?.id }), accessLog);
@@ -56,7 +56,7 @@ async function main(): Promise<void> {
       const primary = new ClusterPrimary(settings.workers, logger);
       await primary.start();
       target = primary;
-    } else target = new ProxyAgent({ staticConfig: settings.staticConfig, logger, accessLog });
+    } else target = new ProxyAgent(agentOptions(settings, logger, accessLog));
     const running = await runControl(settings, logger, target);
     let stopping = false;
     const stop = (signal: string) => {

@@ -22,6 +22,8 @@ export interface AccessRecord {
   readonly error: string | undefined;
   readonly bytes_in: number;
   readonly bytes_out: number;
+  /** hit, miss or bypass, on routes with a cache. */
+  readonly cache: string | undefined;
   /** The pool's circuit breaker, when it has one. */
   readonly breaker_state: string | undefined;
   /** stable, canary or cohort, on routes with a traffic plan. */
@@ -32,8 +34,6 @@ export interface AccessRecord {
 export interface AccessLog {
   write(record: AccessRecord): void;
 }
-
-export const NO_ACCESS_LOG: AccessLog = { write: () => {} };
 
 /**
  * Access lines on `destination` (shared with the process log, so lines never interleave).

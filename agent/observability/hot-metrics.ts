@@ -23,6 +23,8 @@ interface MetricOptions<L extends string> {
   readonly help: string;
   readonly labelNames: readonly L[];
   readonly registers: readonly Registry[];
+  /** Called at scrape time before reading, for counts kept elsewhere (set child values). */
+  readonly collect?: () => void;
 }
 
 abstract class HotMetric<L extends string, Child> {
@@ -32,8 +34,10 @@ abstract class HotMetric<L extends string, Child> {
   abstract readonly type: "counter" | "histogram";
   readonly #labelNames: readonly L[];
   readonly #children = new Map<string, { labels: Labels<L>; child: Child }>();
+  readonly #collect: (() => void) | undefined;
 
   constructor(options: MetricOptions<L>) {
+    this.#collect = options.collect;
     this.name = options.name;
     this.help = options.help;
     this.#labelNames = options.labelNames;
@@ -62,6 +66,7 @@ abstract class HotMetric<L extends string, Child> {
     aggregator: Aggregator;
     values: ExportedValue[];
   }> {
+    this.#collect?.();
     const values: ExportedValue[] = [];
     for (const { labels, child } of this.#children.values()) this.export(labels, child, values);
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };

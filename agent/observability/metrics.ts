@@ -133,6 +133,40 @@ export class AgentMetrics {
         this.canaryBraked.labels(row.route).set(row.braked ? 1 : 0);
     },
   });
+  readonly cacheRequests = new HotCounter({
+    name: "proxy_cache_requests_total",
+    help: "Requests of cached routes by what the cache did: hit, miss (went upstream, may store), bypass",
+    labelNames: ["route", "result"],
+    registers: [this.registry],
+  });
+  readonly cacheCoalesceWaiters = new Gauge({
+    name: "proxy_cache_coalesce_waiters",
+    help: "Requests waiting for another request's upstream answer to the same cache key",
+    labelNames: ["route"] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.cacheCoalesceWaiters.reset();
+      for (const { route, waiters } of this.#sources?.caches() ?? [])
+        this.cacheCoalesceWaiters.labels(route).set(waiters);
+    },
+  });
+  readonly pluginCalls = new HotCounter({
+    name: "proxy_plugin_calls_total",
+    help: "Plugin calls by outcome: allow, deny, error, timeout",
+    labelNames: ["plugin", "outcome"],
+    registers: [this.registry],
+    collect: () => {
+      for (const { plugin, outcome, count } of this.#sources?.pluginCalls() ?? []) {
+        this.pluginCalls.labels({ plugin, outcome }).value = count;
+      }
+    },
+  });
+  readonly traceSpansDropped = new HotCounter({
+    name: "proxy_trace_spans_dropped_total",
+    help: "Spans not exported: queue_full (the collector is slow or down), export_failed",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
   readonly retryBudgetTokens = new Gauge({
     name: "proxy_retry_budget_tokens",
     help: "Retries a route's budget still allows now (budget_percent of recent successes, minus recent retries)",
@@ -240,6 +274,14 @@ export class AgentMetrics {
     };
   }
 
+  bindCache(route: string): CacheMetrics {
+    return {
+      hit: this.cacheRequests.labels({ route, result: "hit" }),
+      miss: this.cacheRequests.labels({ route, result: "miss" }),
+      bypass: this.cacheRequests.labels({ route, result: "bypass" }),
+    };
+  }
+
   bindEndpoint(pool: string, endpoint: string): EndpointMetrics {
     return {
       requests: this.upstreamRequests.labels({ pool, endpoint }),
@@ -261,7 +303,12 @@ export interface StateSources {
   retryBudgets(): Iterable<readonly [route: string, tokens: number]>;
   limiters(): Iterable<LimiterStatus>;
   canaries(): Iterable<CanaryRow>;
+  caches(): Iterable<{ readonly route: string; readonly waiters: number }>;
+  pluginCalls(): Iterable<{ readonly plugin: string; readonly outcome: string; readonly count: number }>;
 }
+
+/** A cached route's proxy_cache_requests_total series, by result. */
+export type CacheMetrics = Readonly<Record<"hit" | "miss" | "bypass", CounterChild>>;
 
 export interface RouteMetrics {
   readonly duration: HistogramChild;

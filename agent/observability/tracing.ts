@@ -76,7 +76,9 @@ export interface Tracing {
   /**
    * At a request's arrival: continues the trace of the incoming `traceparent`/`tracestate` (or
    * starts one) with the request's SERVER span. Undefined when the request is not sampled.
-   * `path` is the normalized path, `host` the request's host without port.
+   * `path` is the normalized path, `host` the request's host without port. `startTime`
+   * (performance.now() at arrival) lets a caller that decides after routing start the span
+   * when the request really arrived.
    */
   startRequest(
     headers: IncomingHttpHeaders,
@@ -84,14 +86,15 @@ export interface Tracing {
     path: string,
     host: string,
     requestId: string,
+    startTime?: number,
   ): RequestTrace | undefined;
   /** Sends what is queued, waiting at most shutdownTimeoutMs; later requests are not traced. */
   shutdown(): Promise<void>;
 }
 
 export interface RequestTrace {
-  /** A child span of the request for one phase; the caller ends it. */
-  child(phase: TracePhase, attributes?: Attributes): ChildSpan;
+  /** A child span of the request for one phase; the caller ends it. `startTime` as startRequest's. */
+  child(phase: TracePhase, attributes?: Attributes, startTime?: number): ChildSpan;
   setAttribute(key: string, value: AttributeValue): void;
   /**
    * Writes `traceparent` (and `tracestate`) into the upstream request's headers, replacing any
@@ -190,6 +193,7 @@ class OtelTracing implements Tracing {
     path: string,
     host: string,
     requestId: string,
+    startTime?: number,
   ): RequestTrace | undefined {
     if (this.#shutdown !== undefined) return undefined;
     const parent = parentState(headers.traceparent);
@@ -209,7 +213,7 @@ class OtelTracing implements Tracing {
     if (!known) attributes[TraceAttr.methodOriginal] = method;
     const span = this.#tracer.startSpan(
       known ? method : "HTTP",
-      { kind: SpanKind.SERVER, attributes },
+      { kind: SpanKind.SERVER, attributes, startTime },
       parentContext,
     );
     return new SampledRequest(this.#tracer, span);
@@ -256,9 +260,9 @@ class SampledRequest implements RequestTrace {
     this.#context = trace.setSpan(ROOT_CONTEXT, span);
   }
 
-  child(phase: TracePhase, attributes?: Attributes): ChildSpan {
+  child(phase: TracePhase, attributes?: Attributes, startTime?: number): ChildSpan {
     const spec = PHASE_SPANS[phase];
-    const span = this.#tracer.startSpan(spec.name, { kind: spec.kind, attributes }, this.#context);
+    const span = this.#tracer.startSpan(spec.name, { kind: spec.kind, attributes, startTime }, this.#context);
     if (phase === "attempt") this.#attempt = span;
     return new PhaseSpan(span);
   }

@@ -1,20 +1,32 @@
 /**
- * The request driver: the phases of a request, in order, against one snapshot.
+ * The request driver: the phases of a request, in order, against one snapshot (Pingora's
+ * phases, each an explicit step):
  *
- *   read target → route → route checks (TLS, mTLS, body size) → admit (rate limit, overload
- *   queue) → choose pool (traffic plan) and breakers → forward upstream → record
+ *   route      read target, match a route, its checks (TLS, mTLS, body size)
+ *   middleware the route's chain (auth, limits, transforms, plugins); may wait
+ *   cache      serve a fresh stored answer, or join a coalesced miss; may wait
+ *   admit      the route's rate limit, then its overload protection (may queue)
+ *   choose     the traffic plan picks the pool; its circuit breakers admit
+ *   forward    proxy/forward.ts: pick an endpoint, send, stream, retry, hedge
+ *   record     access log line, metrics, outcomes for breakers, limiter, canary, cache
  *
- * Each phase either hands on or ends the request with one of the proxy's errors. Nothing
- * thrown in here escapes to the server: a failure of the proxy itself answers 502.
+ * Each phase hands on or ends the request with one of the proxy's errors. Nothing thrown in
+ * here escapes to the server: a failure of the proxy itself answers 502.
  */
 
 import { randomUUID } from "node:crypto";
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
-import { type Readable, Transform } from "node:stream";
+import type { Readable } from "node:stream";
 import type { TLSSocket } from "node:tls";
-import { ProxyError, type ProxyErrorKind } from "../errors.js";
+import type { CacheRequest } from "../cache/cache-request.js";
+import { servedHeaders } from "../cache/cached-response.js";
+import type { Capture } from "../cache/capture.js";
+import { type ErrorAnswer, ProxyError, type ProxyErrorKind } from "../errors.js";
+import { applyHeaderEdits } from "../middleware/header-edits.js";
+import type { MiddlewareContext, Rejection } from "../middleware/middleware.js";
 import type { AccessLog } from "../observability/access-log.js";
+import type { RequestTrace, Tracing } from "../observability/tracing.js";
 import type { CircuitBreaker } from "../resilience/circuit-breaker.js";
 import type { ConcurrencyLimiter } from "../resilience/concurrency-limiter.js";
 import { hostOf, normalizePath } from "../router/normalize-path.js";
@@ -23,6 +35,7 @@ import { choosePool, type RequestFacts, type TrafficVariant } from "../traffic/t
 import type { PoolRuntime } from "../upstream/upstream-registry.js";
 import { Exchange, type ExchangeOutcome } from "./forward.js";
 import { upstreamRequestHeaders } from "./headers.js";
+import { ByteLimit, requestBody } from "./request-body.js";
 import { cookie, header, requestKey } from "./request-key.js";
 import { type ClientResponse, respondError } from "./respond.js";
 
@@ -36,6 +49,9 @@ export interface SnapshotSource {
 export interface EngineDeps {
   readonly snapshots: SnapshotSource;
   readonly accessLog: AccessLog;
+  /** Every request is access-logged; otherwise only routes whose chain has an access_log stage. */
+  readonly accessLogAll: boolean;
+  readonly tracing: Tracing;
   /** Called when the proxy's own code fails; the request is answered 502 all the same. */
   readonly onInternalError: (error: unknown) => void;
 }
@@ -47,177 +63,371 @@ export function createRequestHandler(deps: EngineDeps): (req: ClientRequest, res
     const started = performance.now();
     const given = req.headers["x-request-id"];
     const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    const run = new RequestRun(deps, req, res, requestId, started);
     try {
-      handle(deps, req, res, requestId, started);
+      run.route();
     } catch (error) {
-      deps.onInternalError(error);
-      respondError(res, ProxyError.UpstreamReset, requestId);
+      run.internalError(error);
     }
   };
-}
-
-function handle(
-  deps: EngineDeps,
-  req: ClientRequest,
-  res: ClientResponse,
-  requestId: string,
-  started: number,
-): void {
-  const snapshot = deps.snapshots.current;
-  const method = req.method ?? "GET";
-  const authority = req.headers.host ?? req.headers[":authority"];
-  const host = hostOf(typeof authority === "string" ? authority : undefined);
-  const record = (
-    route: CompiledRoute | undefined,
-    target: Target | undefined,
-    outcome: ExchangeOutcome,
-    bytesIn: number,
-  ) =>
-    deps.accessLog.write({
-      timestamp: new Date().toISOString(),
-      kind: "access",
-      request_id: requestId,
-      method,
-      path: req.url ?? "",
-      host,
-      route: route?.id,
-      pool: (target ?? route)?.pool.id,
-      endpoint: outcome.endpoint,
-      status: outcome.status,
-      duration_ms: round(performance.now() - started),
-      upstream_duration_ms: outcome.upstreamMs === undefined ? undefined : round(outcome.upstreamMs),
-      retries: outcome.retries,
-      error: outcome.error?.category,
-      bytes_in: bytesIn,
-      bytes_out: outcome.bytesOut,
-      breaker_state: (target ?? route)?.pool.breaker?.state,
-      canary_variant: target?.variant,
-      config_version: snapshot?.version,
-    });
-  const reject = (
-    error: ProxyErrorKind,
-    route?: CompiledRoute,
-    headers?: Record<string, string>,
-    target?: Target,
-  ) => {
-    respondError(res, error, requestId, headers);
-    const metrics = (target ?? route)?.metrics;
-    if (metrics) {
-      metrics.status(error.status).inc();
-      metrics.error(error.category).inc();
-    }
-    record(
-      route,
-      target,
-      { status: error.status, endpoint: undefined, upstreamMs: undefined, retries: 0, error, bytesOut: 0 },
-      0,
-    );
-  };
-
-  const routed = routeRequest(snapshot, req, host, method);
-  if ("category" in routed) {
-    reject(routed, routed.route);
-    return;
-  }
-  const { route, target: path, encrypted } = routed;
-  const declared = req.headers["content-length"];
-  const length = declared === undefined ? undefined : Number(declared);
-  const limit = route.policy.bodySizeLimit;
-  if (limit !== undefined && length !== undefined && length > limit) {
-    reject(ProxyError.PayloadTooLarge, route);
-    return;
-  }
-
-  // Admit: the route's rate limit, then its overload protection, which may queue the request.
-  const rateLimiter = route.rateLimiter;
-  if (rateLimiter) {
-    const key = rateLimiter.key;
-    const wait = rateLimiter.take(key === undefined ? undefined : requestKey(key, req));
-    if (wait > 0) {
-      reject(ProxyError.RateLimited, route, { "retry-after": String(wait) });
-      return;
-    }
-  }
-  const limiter = route.limiter;
-  if (limiter && !limiter.tryAcquire()) {
-    const waiter = {
-      grant: () => {
-        res.off("close", leave);
-        if (res.destroyed) limiter.release(0, false);
-        else forward(limiter);
-      },
-      reject: () => {
-        res.off("close", leave);
-        reject(ProxyError.Overloaded, route);
-      },
-    };
-    const leave = () => limiter.cancel(waiter);
-    if (!limiter.enqueue(waiter)) {
-      reject(ProxyError.Overloaded, route);
-      return;
-    }
-    res.once("close", leave);
-    return;
-  }
-  forward(limiter);
-
-  function forward(held: ConcurrencyLimiter | undefined): void {
-    // Choose: the route's traffic plan picks the pool; then its circuit breakers admit.
-    const target = chooseTarget(route, req);
-    const refused = admitBreakers(target.pool.breaker, route.breaker, target.pool);
-    if (refused) {
-      held?.release(0, false);
-      reject(ProxyError.CircuitOpen, route, { "x-proxy-circuit-open": refused }, target);
-      return;
-    }
-
-    // Forward.
-    const body = requestBody(req, length, limit);
-    const counter = body instanceof ByteLimit ? body : undefined;
-    const exchange = new Exchange(
-      route,
-      target.pool,
-      {
-        method,
-        path: path.query === "" ? path.path : `${path.path}?${path.query}`,
-        headers: upstreamRequestHeaders(req.headers, {
-          clientIp: req.socket.remoteAddress ?? "",
-          proto: encrypted ? "https" : "http",
-          host: typeof authority === "string" ? authority : "",
-          requestId,
-        }),
-        body,
-        replayable: () => body === null || !(counter ?? (body as Readable)).readableDidRead,
-        hashKey:
-          target.pool.config.hash_on === undefined ? undefined : requestKey(target.pool.config.hash_on, req),
-      },
-      res,
-      requestId,
-      (outcome) => {
-        // Record.
-        const failed = isUpstreamFailure(outcome);
-        target.pool.breaker?.done(!failed);
-        route.breaker?.done(!failed);
-        held?.release(performance.now() - started, failed);
-        if (target.variant !== undefined)
-          route.traffic?.canary.record(target.variant === "canary" ? "canary" : "stable", failed);
-        const metrics = target.metrics;
-        const bytesIn = length ?? counter?.bytes ?? 0;
-        metrics.status(outcome.status).inc();
-        if (outcome.error) metrics.error(outcome.error.category).inc();
-        metrics.duration.observe((performance.now() - started) / 1000);
-        metrics.requestSize.observe(bytesIn);
-        metrics.responseSize.observe(outcome.bytesOut);
-        record(route, target, outcome, bytesIn);
-      },
-    );
-    exchange.start();
-  }
 }
 
 /** Where a request goes: a pool with the route's metric series for it, and the canary variant. */
 interface Target extends RouteTarget {
   readonly variant?: TrafficVariant;
+}
+
+type CacheResult = "hit" | "miss" | "bypass";
+
+const NO_ANSWER: Omit<ExchangeOutcome, "status" | "error"> = {
+  endpoint: undefined,
+  upstreamMs: undefined,
+  retries: 0,
+  bytesOut: 0,
+};
+
+/** One request on its way through the phases; fields fill in as phases pass. */
+class RequestRun {
+  readonly #snapshot: Snapshot | undefined;
+  readonly #method: string;
+  readonly #authority: string | undefined;
+  readonly #host: string;
+  #route: CompiledRoute | undefined;
+  #target: Target | undefined;
+  /** Path and query as sent upstream. */
+  #path = "";
+  #encrypted = false;
+  #length: number | undefined;
+  #upstreamHeaders: Record<string, string | string[]> | undefined;
+  #trace: RequestTrace | undefined;
+  #cacheRequest: CacheRequest | undefined;
+  #cache: CacheResult | undefined;
+  #capture: Capture | undefined;
+  #invalidate = false;
+  #held: ConcurrencyLimiter | undefined;
+  #breakers = 0;
+
+  constructor(
+    private readonly deps: EngineDeps,
+    private readonly req: ClientRequest,
+    private readonly res: ClientResponse,
+    private readonly requestId: string,
+    private readonly started: number,
+  ) {
+    this.#snapshot = deps.snapshots.current;
+    this.#method = req.method ?? "GET";
+    const authority = req.headers.host ?? req.headers[":authority"];
+    this.#authority = typeof authority === "string" ? authority : undefined;
+    this.#host = hostOf(this.#authority);
+  }
+
+  // -- route ------------------------------------------------------------------------------------
+
+  route(): void {
+    const routed = routeRequest(this.#snapshot, this.req, this.#host, this.#method);
+    if ("category" in routed) {
+      this.#route = routed.route;
+      this.#reject(routed);
+      return;
+    }
+    const route = routed.route;
+    this.#route = route;
+    this.#encrypted = routed.encrypted;
+    this.#path =
+      routed.target.query === "" ? routed.target.path : `${routed.target.path}?${routed.target.query}`;
+    if (route.chain?.traced && this.deps.tracing.enabled) {
+      this.#trace = this.deps.tracing.startRequest(
+        this.req.headers,
+        this.#method,
+        routed.target.path,
+        this.#host,
+        this.requestId,
+        this.started,
+      );
+      this.#trace?.child("route", { "coherent.route": route.id }, this.started).end();
+    }
+    const declared = this.req.headers["content-length"];
+    this.#length = declared === undefined ? undefined : Number(declared);
+    const limit = route.policy.bodySizeLimit;
+    if (limit !== undefined && this.#length !== undefined && this.#length > limit) {
+      this.#reject(ProxyError.PayloadTooLarge);
+      return;
+    }
+    this.#middleware(route);
+  }
+
+  // -- middleware -------------------------------------------------------------------------------
+
+  #middleware(route: CompiledRoute): void {
+    const chain = route.chain;
+    if (!chain) {
+      this.#lookupCache(route);
+      return;
+    }
+    const span = this.#trace?.child("middleware", { "coherent.middleware": chain.id });
+    const ctx: MiddlewareContext = {
+      req: this.req,
+      requestId: this.requestId,
+      routeId: route.id,
+      upstreamHeaders: this.#headers(),
+      path: this.#path,
+    };
+    const result = chain.run(ctx);
+    const next = (rejection: Rejection | undefined) => {
+      span?.end(rejection);
+      if (rejection) this.#reject(rejection);
+      else this.#lookupCache(route);
+    };
+    if (result instanceof Promise) result.then(next).catch((error) => this.internalError(error));
+    else next(result);
+  }
+
+  // -- cache ------------------------------------------------------------------------------------
+
+  #lookupCache(route: CompiledRoute): void {
+    const store = route.cache;
+    if (!store) {
+      this.#admit(route);
+      return;
+    }
+    const request: CacheRequest = {
+      method: this.#method,
+      host: this.#host,
+      path: this.#path,
+      headers: this.req.headers,
+    };
+    this.#cacheRequest = request;
+    const span = this.#trace?.child("cache");
+    const found = store.lookup(request);
+    span?.setAttribute("coherent.cache", found.result);
+    span?.end();
+    if (found.result === "hit") {
+      this.#serveCached(route, found.entry);
+      return;
+    }
+    if (found.result === "bypass") {
+      this.#cache = "bypass";
+      this.#invalidate = found.invalidate;
+      route.cacheMetrics?.bypass.inc();
+      this.#admit(route);
+      return;
+    }
+    this.#cache = "miss";
+    if (!store.policy.coalesce) {
+      route.cacheMetrics?.miss.inc();
+      this.#capture = store.capture(request, found.key);
+      this.#admit(route);
+      return;
+    }
+    const ticket = store.coalescer.join(found.key);
+    if (ticket.leader) {
+      route.cacheMetrics?.miss.inc();
+      this.#capture = store.capture(request, found.key, ticket);
+      this.#admit(route);
+      return;
+    }
+    ticket.wait
+      .then((outcome) => {
+        if (this.res.destroyed) return;
+        const again = outcome === "stored" ? store.lookup(request) : undefined;
+        if (again?.result === "hit") this.#serveCached(route, again.entry);
+        else {
+          route.cacheMetrics?.miss.inc();
+          this.#admit(route);
+        }
+      })
+      .catch((error) => this.internalError(error));
+  }
+
+  #serveCached(
+    route: CompiledRoute,
+    entry: { status: number; body: readonly Buffer[] } & Parameters<typeof servedHeaders>[0],
+  ): void {
+    this.#cache = "hit";
+    route.cacheMetrics?.hit.inc();
+    const headers = servedHeaders(entry, Date.now()) as OutgoingHttpHeaders;
+    headers["x-request-id"] = this.requestId;
+    this.#decorate(headers);
+    this.res.writeHead(entry.status, headers);
+    let bytesOut = 0;
+    if (this.#method !== "HEAD") {
+      for (const chunk of entry.body) {
+        bytesOut += chunk.length;
+        (this.res as { write(chunk: Buffer): boolean }).write(chunk);
+      }
+    }
+    this.res.end();
+    this.#record({ ...NO_ANSWER, status: entry.status, error: undefined, bytesOut }, 0);
+  }
+
+  // -- admit ------------------------------------------------------------------------------------
+
+  #admit(route: CompiledRoute): void {
+    const rateLimiter = route.rateLimiter;
+    if (rateLimiter) {
+      const key = rateLimiter.key;
+      const wait = rateLimiter.take(key === undefined ? undefined : requestKey(key, this.req));
+      if (wait > 0) {
+        this.#reject(ProxyError.RateLimited, { "retry-after": String(wait) });
+        return;
+      }
+    }
+    const limiter = route.limiter;
+    if (!limiter || limiter.tryAcquire()) {
+      this.#held = limiter;
+      this.#forward(route);
+      return;
+    }
+    const leave = () => limiter.cancel(waiter);
+    const waiter = {
+      grant: () => {
+        this.res.off("close", leave);
+        this.#held = limiter;
+        if (this.res.destroyed) this.#release(false);
+        else this.#forward(route);
+      },
+      reject: () => {
+        this.res.off("close", leave);
+        this.#reject(ProxyError.Overloaded);
+      },
+    };
+    if (!limiter.enqueue(waiter)) {
+      this.#reject(ProxyError.Overloaded);
+      return;
+    }
+    this.res.once("close", leave);
+  }
+
+  // -- choose and forward ------------------------------------------------------------------------
+
+  #forward(route: CompiledRoute): void {
+    const select = this.#trace?.child("upstream_select");
+    const target = chooseTarget(route, this.req);
+    this.#target = target;
+    select?.setAttribute("coherent.pool", target.pool.id);
+    select?.end();
+    const breakerSpan = target.pool.breaker || route.breaker ? this.#trace?.child("breaker") : undefined;
+    const refused = admitBreakers(target.pool.breaker, route.breaker, target.pool);
+    breakerSpan?.setAttribute("coherent.breaker", refused ?? "admitted");
+    breakerSpan?.end();
+    if (refused) {
+      this.#reject(ProxyError.CircuitOpen, { "x-proxy-circuit-open": refused });
+      return;
+    }
+    this.#breakers = 1;
+
+    const limit = route.policy.bodySizeLimit;
+    const body = requestBody(this.req, this.#length, limit);
+    const counter = body instanceof ByteLimit ? body : undefined;
+    const hashOn = target.pool.config.hash_on;
+    const exchange = new Exchange(
+      route,
+      target.pool,
+      {
+        method: this.#method,
+        path: this.#path,
+        headers: this.#headers(),
+        body,
+        replayable: () => body === null || !(counter ?? (body as Readable)).readableDidRead,
+        hashKey: hashOn === undefined ? undefined : requestKey(hashOn, this.req),
+        capture: this.#capture,
+        trace: this.#trace,
+        decorate:
+          this.#cache !== undefined || route.chain?.responseEdits ? (h) => this.#decorate(h) : undefined,
+      },
+      this.res,
+      this.requestId,
+      (outcome) => this.#record(outcome, this.#length ?? counter?.bytes ?? 0),
+    );
+    this.#capture = undefined; // The exchange owns it now.
+    exchange.start();
+  }
+
+  // -- record -----------------------------------------------------------------------------------
+
+  #record(outcome: ExchangeOutcome, bytesIn: number): void {
+    const route = this.#route;
+    const target = this.#target;
+    this.#capture?.abort();
+    if (route) {
+      const failed = isUpstreamFailure(outcome);
+      if (this.#breakers) {
+        target?.pool.breaker?.done(!failed);
+        route.breaker?.done(!failed);
+      }
+      this.#release(failed);
+      if (target?.variant !== undefined)
+        route.traffic?.canary.record(target.variant === "canary" ? "canary" : "stable", failed);
+      if (this.#invalidate && this.#cacheRequest) route.cache?.invalidate(this.#cacheRequest, outcome.status);
+      const metrics = (target ?? route).metrics;
+      metrics.status(outcome.status).inc();
+      if (outcome.error) metrics.error(outcome.error.category).inc();
+      metrics.duration.observe((performance.now() - this.started) / 1000);
+      metrics.requestSize.observe(bytesIn);
+      metrics.responseSize.observe(outcome.bytesOut);
+    }
+    this.#trace?.end(outcome.status, route?.id, outcome.error);
+    if (!(this.deps.accessLogAll || route?.chain?.accessLogged)) return;
+    const pool = (target ?? route)?.pool;
+    this.deps.accessLog.write({
+      timestamp: new Date().toISOString(),
+      kind: "access",
+      request_id: this.requestId,
+      method: this.#method,
+      path: this.req.url ?? "",
+      host: this.#host,
+      route: route?.id,
+      pool: pool?.id,
+      endpoint: outcome.endpoint,
+      status: outcome.status,
+      duration_ms: round(performance.now() - this.started),
+      upstream_duration_ms: outcome.upstreamMs === undefined ? undefined : round(outcome.upstreamMs),
+      retries: outcome.retries,
+      error: outcome.error?.category,
+      bytes_in: bytesIn,
+      bytes_out: outcome.bytesOut,
+      cache: this.#cache,
+      breaker_state: pool?.breaker?.state,
+      canary_variant: target?.variant,
+      config_version: this.#snapshot?.version,
+    });
+  }
+
+  // -- helpers ----------------------------------------------------------------------------------
+
+  /** Ends the request with the proxy's own answer (or a plugin's), and records it. */
+  #reject(error: ErrorAnswer, headers?: Record<string, string>): void {
+    respondError(this.res, error, this.requestId, headers ?? error.headers);
+    this.#record({ ...NO_ANSWER, status: error.status, error }, 0);
+  }
+
+  internalError(error: unknown): void {
+    this.deps.onInternalError(error);
+    this.#reject(ProxyError.UpstreamReset);
+  }
+
+  #release(failed: boolean): void {
+    this.#held?.release(performance.now() - this.started, failed);
+    this.#held = undefined;
+  }
+
+  /** The headers sent upstream, made when first needed (middleware edits them before forward). */
+  #headers(): Record<string, string | string[]> {
+    this.#upstreamHeaders ??= upstreamRequestHeaders(this.req.headers, {
+      clientIp: this.req.socket.remoteAddress ?? "",
+      proto: this.#encrypted ? "https" : "http",
+      host: this.#authority ?? "",
+      requestId: this.requestId,
+    });
+    return this.#upstreamHeaders;
+  }
+
+  /** Last edits to the client's response headers: the chain's response edits, X-Cache. */
+  #decorate(headers: OutgoingHttpHeaders): void {
+    const edits = this.#route?.chain?.responseEdits;
+    if (edits) applyHeaderEdits(headers as Record<string, string | string[]>, edits);
+    if (this.#cache !== undefined) headers["x-cache"] = this.#cache.toUpperCase();
+  }
 }
 
 function chooseTarget(route: CompiledRoute, req: ClientRequest): Target {
@@ -300,41 +510,6 @@ export function routeRequest(
   if (route.requireMtls && !(encrypted && socket.authorized === true))
     return { ...ProxyError.MtlsRequired, route };
   return { route, target, encrypted };
-}
-
-/**
- * The body to send upstream: none, the request itself, or — when a limit applies and the
- * length was not declared — the request through a counter that fails past the limit.
- */
-function requestBody(
-  req: ClientRequest,
-  length: number | undefined,
-  limit: number | undefined,
-): Readable | null {
-  const chunked = req.headers["transfer-encoding"] !== undefined;
-  const h2Body = "stream" in req && !req.stream.endAfterHeaders && length === undefined;
-  if (!(chunked || h2Body || (length !== undefined && length > 0))) return null;
-  if (limit === undefined || length !== undefined) return req;
-  return req.pipe(new ByteLimit(limit));
-}
-
-class ByteLimit extends Transform {
-  bytes = 0;
-  constructor(private readonly limit: number) {
-    super();
-  }
-  override _transform(
-    chunk: Buffer,
-    _encoding: BufferEncoding,
-    done: (error?: Error | null, data?: Buffer) => void,
-  ) {
-    this.bytes += chunk.length;
-    if (this.bytes > this.limit) {
-      done(
-        Object.assign(new Error("request body over the route's limit"), { code: "COHERENT_BODY_TOO_LARGE" }),
-      );
-    } else done(null, chunk);
-  }
 }
 
 function round(ms: number): number {

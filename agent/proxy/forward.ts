@@ -23,7 +23,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import type { Capture } from "../cache/capture.js";
-import { ProxyError, type ProxyErrorKind } from "../errors.js";
+import { type ErrorAnswer, ProxyError, type ProxyErrorKind } from "../errors.js";
 import type { ChildSpan, RequestTrace } from "../observability/tracing.js";
 import type { CompiledRoute } from "../snapshot/snapshot.js";
 import type { EndpointRuntime, PoolRuntime } from "../upstream/upstream-registry.js";
@@ -47,7 +47,7 @@ export interface ExchangeOutcome {
   readonly endpoint: string | undefined;
   readonly upstreamMs: number | undefined;
   readonly retries: number;
-  readonly error: ProxyErrorKind | undefined;
+  readonly error: ErrorAnswer | undefined;
   readonly bytesOut: number;
 }
 

@@ -5,7 +5,7 @@
 import { type ServerResponse, STATUS_CODES } from "node:http";
 import type { Http2ServerResponse } from "node:http2";
 import type { Duplex } from "node:stream";
-import type { ProxyErrorKind } from "../errors.js";
+import type { ErrorAnswer } from "../errors.js";
 
 export type ClientResponse = ServerResponse | Http2ServerResponse;
 
@@ -16,12 +16,22 @@ export type ClientResponse = ServerResponse | Http2ServerResponse;
  */
 export function respondError(
   res: ClientResponse,
-  error: ProxyErrorKind,
+  error: ErrorAnswer,
   requestId: string,
-  headers?: Record<string, string>,
+  headers: Readonly<Record<string, string | string[]>> | undefined = error.headers,
 ): void {
   if (res.headersSent) {
     res.destroy();
+    return;
+  }
+  if (error.body !== undefined) {
+    // A plugin's own answer: its headers and body as given.
+    res.writeHead(error.status, {
+      ...headers,
+      "content-length": error.body.byteLength,
+      "x-request-id": requestId,
+    });
+    res.end(error.body);
     return;
   }
   const body = `{"error":"${error.category}","request_id":${JSON.stringify(requestId)}}`;
@@ -38,7 +48,7 @@ export function respondError(
  * The same answer written straight to a socket, for the cases that have no response object:
  * a request Node could not parse, and a refused upgrade. The connection closes after it.
  */
-export function writeRawError(socket: Duplex, error: ProxyErrorKind, requestId: string): void {
+export function writeRawError(socket: Duplex, error: ErrorAnswer, requestId: string): void {
   if (!socket.writable) {
     socket.destroy();
     return;

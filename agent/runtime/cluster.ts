@@ -17,7 +17,7 @@ import type { AccessLog } from "../observability/access-log.js";
 import { AgentMetrics } from "../observability/metrics.js";
 import { ConfigHistory, type HistoryEntry } from "../snapshot/config-history.js";
 import type { ApplyResult, ConfigTarget } from "./config-target.js";
-import { ProxyAgent } from "./proxy-agent.js";
+import { agentOptions, ProxyAgent } from "./proxy-agent.js";
 import { mergeRuntimeStates, type RuntimeState } from "./runtime-state.js";
 import type { Settings } from "./settings.js";
 
@@ -190,12 +190,7 @@ export class ClusterPrimary implements ConfigTarget {
 
 /** A worker: one agent, driven by its primary. */
 export function runWorker(settings: Settings, logger: Logger, accessLog: AccessLog): void {
-  const agent = new ProxyAgent({
-    staticConfig: settings.staticConfig,
-    logger,
-    accessLog,
-    workers: settings.workers,
-  });
+  const agent = new ProxyAgent(agentOptions(settings, logger, accessLog));
   const reply = (id: number, value: unknown) =>
     process.send?.({ type: "reply", id, value } satisfies FromWorker);
   process.on("message", (message: ToWorker) => {

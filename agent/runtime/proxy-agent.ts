@@ -4,6 +4,7 @@
  * bind → swap → retire what is unused. Any failure before the swap leaves everything as it
  * was, and says why with paths. Changes run one at a time, in the order they arrive.
  */
+import { hostname } from "node:os";
 import type { Duplex } from "node:stream";
 import {
   type ConfigIssue,
@@ -14,8 +15,10 @@ import {
 import type { Logger } from "../../services/telemetry/logger.js";
 import { LISTENER_DEFAULTS, ListenerError, ListenerManager } from "../listener/listener-manager.js";
 import { loadTlsMaterial } from "../listener/tls-material.js";
+import { ChainCompileError } from "../middleware/chain.js";
 import type { AccessLog } from "../observability/access-log.js";
 import { AgentMetrics } from "../observability/metrics.js";
+import { createTracing, type Tracing } from "../observability/tracing.js";
 import { type ClientRequest, createRequestHandler } from "../proxy/engine.js";
 import { handleUpgrade } from "../proxy/upgrade.js";
 import { bindSnapshot, planSnapshot } from "../snapshot/compile.js";
@@ -25,6 +28,7 @@ import { SnapshotStore } from "../snapshot/snapshot-store.js";
 import type { ApplyResult, ConfigTarget } from "./config-target.js";
 import { AgentRegistries } from "./registries.js";
 import type { RuntimeState } from "./runtime-state.js";
+import type { Settings } from "./settings.js";
 
 export interface AgentOptions {
   readonly staticConfig: StaticConfig;
@@ -32,12 +36,29 @@ export interface AgentOptions {
   readonly accessLog: AccessLog;
   /** Processes serving the same config (cluster workers); 1 alone. */
   readonly workers?: number;
+  /** Every request access-logged (default); false: only routes whose chain has access_log. */
+  readonly accessLogAll?: boolean;
+  /** OTLP/HTTP traces endpoint; undefined: no tracing. */
+  readonly traceEndpoint?: string;
+}
+
+/** The options of the agent of this process (alone, or a cluster worker) from its settings. */
+export function agentOptions(settings: Settings, logger: Logger, accessLog: AccessLog): AgentOptions {
+  return {
+    staticConfig: settings.staticConfig,
+    logger,
+    accessLog,
+    workers: settings.workers,
+    accessLogAll: settings.staticConfig.logging?.access_log !== false,
+    traceEndpoint: settings.traceEndpoint,
+  };
 }
 
 export class ProxyAgent implements ConfigTarget {
   readonly metrics = new AgentMetrics();
   readonly snapshots = new SnapshotStore();
   readonly #registries: AgentRegistries;
+  readonly #tracing: Tracing;
   readonly #listeners: ListenerManager;
   readonly #logger: Logger;
   readonly #accessLog: AccessLog;
@@ -50,9 +71,25 @@ export class ProxyAgent implements ConfigTarget {
     this.#static = options.staticConfig;
     this.#accessLog = options.accessLog;
     this.#registries = new AgentRegistries(this.metrics, options.workers ?? 1, options.logger);
+    const tracingConfig = this.#static.tracing;
+    this.#tracing = createTracing(
+      {
+        endpoint: options.traceEndpoint,
+        sampleRatio: tracingConfig?.sample_ratio,
+        serviceName: tracingConfig?.service_name ?? "coherent-proxy",
+        serviceInstanceId: `${hostname()}:${process.pid}`,
+        maxQueueSize: tracingConfig?.max_queue_size,
+      },
+      {
+        logger: options.logger,
+        onDropped: (count, reason) => this.metrics.traceSpansDropped.labels({ reason }).inc(count),
+      },
+    );
     const request = createRequestHandler({
       snapshots: this.snapshots,
       accessLog: this.#accessLog,
+      accessLogAll: options.accessLogAll ?? true,
+      tracing: this.#tracing,
       onInternalError: (error) => this.#logger.error({ err: error }, "request handling failed"),
     });
     this.#listeners = new ListenerManager(
@@ -149,7 +186,9 @@ export class ProxyAgent implements ConfigTarget {
     try {
       snapshot = bindSnapshot(plan, sequence ?? this.snapshots.history.nextSequence(), this.#registries);
     } catch (error) {
-      return this.#reject([{ code: "invalid_value", path: "pools", message: (error as Error).message }]);
+      const path =
+        error instanceof ChainCompileError ? `middleware.${error.chain}.stages[${error.stage}]` : "pools";
+      return this.#reject([{ code: "invalid_value", path, message: (error as Error).message }]);
     }
 
     this.snapshots.swap(snapshot, source);
@@ -187,6 +226,7 @@ export class ProxyAgent implements ConfigTarget {
     const cut = this.#listeners.activeConnections();
     this.#listeners.destroyAll();
     await this.#registries.close(cut > 0);
+    await this.#tracing.shutdown();
     this.#logger.info({ cutConnections: cut }, "stopped");
   }
 }

@@ -5,7 +5,10 @@
  * snapshot no longer uses. State changes worth an operator's attention are logged here.
  */
 import type { Logger } from "../../services/telemetry/logger.js";
+import { CacheRegistry } from "../cache/cache-registry.js";
+import { JwksRegistry } from "../middleware/jwks-registry.js";
 import type { AgentMetrics } from "../observability/metrics.js";
+import { PluginRegistry } from "../plugins/plugin-registry.js";
 import { BreakerRegistry } from "../resilience/circuit-breaker.js";
 import { LimiterRegistry } from "../resilience/concurrency-limiter.js";
 import { RateLimiterRegistry } from "../resilience/rate-limiter.js";
@@ -25,12 +28,17 @@ export class AgentRegistries implements Registries {
   readonly limiters = new LimiterRegistry();
   readonly rateLimiters = new RateLimiterRegistry();
   readonly canaries: CanaryRegistry;
+  readonly jwks: JwksRegistry;
+  readonly plugins: PluginRegistry;
+  readonly caches = new CacheRegistry();
 
   constructor(
     readonly metrics: AgentMetrics,
     readonly workers: number,
-    logger: Logger,
+    readonly logger: Logger,
   ) {
+    this.jwks = new JwksRegistry({ logger });
+    this.plugins = new PluginRegistry({ logger });
     this.health = new HealthRegistry({
       listener: (change) => {
         if (change.to === "ejected") metrics.endpointEjected(change.pool, change.address);
@@ -58,6 +66,8 @@ export class AgentRegistries implements Registries {
       retryBudgets: () => this.retryBudgets.tokens(),
       limiters: () => this.limiters.list(),
       canaries: () => this.canaries.list(),
+      caches: () => this.caches.list(),
+      pluginCalls: () => this.plugins.callCounts(),
     });
   }
 
@@ -66,7 +76,11 @@ export class AgentRegistries implements Registries {
     const routes = new Set(snapshot.routes.map((r) => r.id));
     this.retryBudgets.retain(routes);
     this.limiters.retain(routes);
-    this.rateLimiters.retain(routes);
+    const chains = [...snapshot.chains.values()];
+    this.rateLimiters.retain(new Set([...routes, ...chains.flatMap((c) => c.rateLimiterKeys)]));
+    this.jwks.retain(new Set(chains.flatMap((c) => c.jwksKeys)));
+    this.plugins.retain(snapshot.plugins);
+    this.caches.retain(new Set(snapshot.routes.filter((r) => r.cache).map((r) => r.id)));
     this.canaries.retain(routes);
     this.health.retain(snapshot.pools.keys());
     const breakers = new Set<string>();
@@ -113,6 +127,7 @@ export class AgentRegistries implements Registries {
   /** Stops health checks and closes every connection pool (at once with `force`). */
   async close(force: boolean): Promise<void> {
     this.health.close();
+    this.plugins.close();
     this.limiters.retain(new Set());
     await this.upstreams.close(force);
   }

@@ -5,12 +5,19 @@
  * before the swap.
  */
 import {
+  type CacheRule,
   contentHash,
   type DynamicConfig,
   type InlinePolicy,
   type Pool,
 } from "../../services/config/index.js";
+import type { Logger } from "../../services/telemetry/logger.js";
+import { type CachePolicy, compileCacheRule } from "../cache/cache-policy.js";
+import type { CacheRegistry } from "../cache/cache-registry.js";
+import { type CompiledChain, compileChain } from "../middleware/chain.js";
+import type { JwksRegistry } from "../middleware/jwks-registry.js";
 import type { AgentMetrics } from "../observability/metrics.js";
+import type { PluginRegistry } from "../plugins/plugin-registry.js";
 import {
   type BreakerRegistry,
   type BreakerSettings,
@@ -58,6 +65,9 @@ export interface RoutePlan {
   readonly rateLimit: RateLimitConfig | undefined;
   readonly overload: LimiterSettings | undefined;
   readonly traffic: CompiledTrafficPlan | undefined;
+  /** The id of the route's middleware chain. */
+  readonly middleware: string | undefined;
+  readonly cache: CachePolicy | undefined;
 }
 
 export interface SnapshotPlan {
@@ -73,6 +83,7 @@ export function planSnapshot(config: DynamicConfig): SnapshotPlan {
   const routes = config.routes ?? [];
   const policies = new Map((config.policies ?? []).map((p) => [p.id, p]));
   const plans = new Map((config.traffic_management ?? []).map((t) => [t.route, t]));
+  const caches = new Map((config.cache ?? []).map((c) => [c.route, c]));
   return {
     config,
     contentHash: contentHash(config),
@@ -96,9 +107,15 @@ export function planSnapshot(config: DynamicConfig): SnapshotPlan {
         rateLimit: written?.rate_limit,
         overload: plan?.overload_protection ? limiterSettings(plan.overload_protection) : undefined,
         traffic,
+        middleware: route.middleware,
+        cache: cacheRule(caches.get(route.id)),
       };
     }),
   };
+}
+
+function cacheRule(rule: CacheRule | undefined): CachePolicy | undefined {
+  return rule === undefined ? undefined : compileCacheRule(rule);
 }
 
 export function effectivePolicy(policy: InlinePolicy | undefined): EffectivePolicy {
@@ -124,14 +141,37 @@ export interface Registries {
   readonly limiters: LimiterRegistry;
   readonly rateLimiters: RateLimiterRegistry;
   readonly canaries: CanaryRegistry;
+  readonly jwks: JwksRegistry;
+  readonly plugins: PluginRegistry;
+  readonly caches: CacheRegistry;
   readonly metrics: AgentMetrics;
+  readonly logger: Logger;
   /** Processes serving the same config (cluster workers): each takes its share of a rate limit. */
   readonly workers: number;
 }
 
-/** Attaches a plan to the registries; the registries keep what is unchanged. */
+/**
+ * Attaches a plan to the registries; the registries keep what is unchanged. Middleware chains
+ * compile here, once per snapshot, because their stages take state from registries (rate
+ * limits, key sets, plugins). Throws ChainCompileError for a chain that cannot compile.
+ */
 export function bindSnapshot(plan: SnapshotPlan, sequence: number, registries: Registries): Snapshot {
   const pools: ReadonlyMap<string, PoolRuntime> = registries.upstreams.prepare(plan.pools);
+  const plugins = registries.plugins.pluginsFor(plan.config.plugins);
+  const policies = new Map((plan.config.policies ?? []).map((p) => [p.id, p]));
+  const chains = new Map(
+    (plan.config.middleware ?? []).map((chain) => [
+      chain.id,
+      compileChain(chain, {
+        rateLimiters: registries.rateLimiters,
+        workers: registries.workers,
+        jwks: registries.jwks,
+        plugins,
+        policies,
+        logger: registries.logger,
+      }),
+    ]),
+  );
   const target = (routeId: string, poolId: string): RouteTarget => ({
     pool: pools.get(poolId) as PoolRuntime,
     metrics: registries.metrics.bindRoute(routeId, poolId),
@@ -149,6 +189,9 @@ export function bindSnapshot(plan: SnapshotPlan, sequence: number, registries: R
       registries.rateLimiters.limiterFor(route.id, rateLimitSettings(route.rateLimit, registries.workers)),
     limiter: route.overload && registries.limiters.limiterFor(route.id, route.overload),
     traffic: route.traffic && bindTraffic(route.id, route.traffic, registries, target),
+    chain: route.middleware === undefined ? undefined : chains.get(route.middleware),
+    cache: route.cache && registries.caches.storeFor(route.id, route.cache),
+    cacheMetrics: route.cache && registries.metrics.bindCache(route.id),
   }));
   return {
     version: versionOf(sequence, plan.contentHash),
@@ -158,6 +201,8 @@ export function bindSnapshot(plan: SnapshotPlan, sequence: number, registries: R
     router: plan.router,
     routes,
     pools,
+    chains,
+    plugins: [...plugins.keys()],
   };
 }
 

@@ -4,7 +4,9 @@
  * (connections, balancer positions, retry budgets) lives in registries the snapshot points to.
  */
 import type { DynamicConfig } from "../../services/config/index.js";
-import type { RouteMetrics } from "../observability/metrics.js";
+import type { CacheStore } from "../cache/cache-store.js";
+import type { CompiledChain } from "../middleware/chain.js";
+import type { CacheMetrics, RouteMetrics } from "../observability/metrics.js";
 import type { CircuitBreaker } from "../resilience/circuit-breaker.js";
 import type { ConcurrencyLimiter } from "../resilience/concurrency-limiter.js";
 import type { RateLimiter } from "../resilience/rate-limiter.js";
@@ -54,6 +56,10 @@ export interface CompiledRoute extends RouteTarget {
   /** The overload protection of the route's traffic plan. */
   readonly limiter: ConcurrencyLimiter | undefined;
   readonly traffic: RouteTraffic | undefined;
+  readonly chain: CompiledChain | undefined;
+  /** The route's cache; undefined when it has no (enabled) cache rule. */
+  readonly cache: CacheStore | undefined;
+  readonly cacheMetrics: CacheMetrics | undefined;
 }
 
 export interface Snapshot {
@@ -66,4 +72,8 @@ export interface Snapshot {
   /** Index-aligned with config.routes, as the router answers. */
   readonly routes: readonly CompiledRoute[];
   readonly pools: ReadonlyMap<string, PoolRuntime>;
+  /** The middleware chains, compiled once for this snapshot, by id. */
+  readonly chains: ReadonlyMap<string, CompiledChain>;
+  /** The ids of the plugins this snapshot runs. */
+  readonly plugins: readonly string[];
 }
