@@ -250,13 +250,17 @@ class RequestRun {
     this.#decorate(headers);
     this.res.writeHead(entry.status, headers);
     let bytesOut = 0;
-    if (this.#method !== "HEAD") {
-      for (const chunk of entry.body) {
-        bytesOut += chunk.length;
-        (this.res as { write(chunk: Buffer): boolean }).write(chunk);
-      }
+    const body = this.#method === "HEAD" ? [] : entry.body;
+    // One chunk (the usual case) goes out with the head in one write.
+    const last = body.length - 1;
+    for (let i = 0; i < last; i++) {
+      bytesOut += (body[i] as Buffer).length;
+      (this.res as { write(chunk: Buffer): boolean }).write(body[i] as Buffer);
     }
-    this.res.end();
+    if (last >= 0) {
+      bytesOut += (body[last] as Buffer).length;
+      (this.res as { end(chunk: Buffer): void }).end(body[last] as Buffer);
+    } else this.res.end();
     this.#record({ ...NO_ANSWER, status: entry.status, error: undefined, bytesOut }, 0);
   }
 
