@@ -8,7 +8,7 @@
  * keep working plugins until then (and an external filter closes only once its calls have
  * settled).
  */
-import { canonicalJson, formatIssue, type Plugin } from "../../services/config/index.js";
+import { canonicalJson, type Plugin } from "../../services/config/index.js";
 import type { Logger } from "../../services/telemetry/logger.js";
 import { ExternalGrpcFilter } from "./external-grpc-filter.js";
 import { PLUGIN_OUTCOMES, PluginCalls, type PluginFilter, type PluginOutcome } from "./plugin.js";

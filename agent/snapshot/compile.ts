@@ -14,7 +14,7 @@ import {
 import type { Logger } from "../../services/telemetry/logger.js";
 import { type CachePolicy, compileCacheRule } from "../cache/cache-policy.js";
 import type { CacheRegistry } from "../cache/cache-registry.js";
-import { type CompiledChain, compileChain } from "../middleware/chain.js";
+import { compileChain } from "../middleware/chain.js";
 import type { JwksRegistry } from "../middleware/jwks-registry.js";
 import type { AgentMetrics } from "../observability/metrics.js";
 import type { PluginRegistry } from "../plugins/plugin-registry.js";

@@ -54,7 +54,7 @@ describe("a cluster of workers", () => {
   });
 
   it("merges every worker's runtime state in the admin API", async () => {
-    const { status, body } = await agent.admin("POST", "/api/v2/config/apply", {
+    const { status } = await agent.admin("POST", "/api/v2/config/apply", {
       config: {
         ...configFor(a.address),
         pools: [{ id: "p", endpoints: [{ address: a.address }], circuit_breaker: { min_requests: 5 } }],
