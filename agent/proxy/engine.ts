@@ -25,7 +25,7 @@ import type { Capture } from "../cache/capture.js";
 import { type ErrorAnswer, ProxyError, type ProxyErrorKind } from "../errors.js";
 import { applyHeaderEdits } from "../middleware/header-edits.js";
 import type { MiddlewareContext, Rejection } from "../middleware/middleware.js";
-import type { AccessLog } from "../observability/access-log.js";
+import { type AccessLog, isoNow } from "../observability/access-log.js";
 import type { RequestTrace, Tracing } from "../observability/tracing.js";
 import type { CircuitBreaker } from "../resilience/circuit-breaker.js";
 import type { ConcurrencyLimiter } from "../resilience/concurrency-limiter.js";
@@ -374,7 +374,7 @@ class RequestRun {
     if (!(this.deps.accessLogAll || route?.chain?.accessLogged)) return;
     const pool = (target ?? route)?.pool;
     this.deps.accessLog.write({
-      timestamp: new Date().toISOString(),
+      timestamp: isoNow(),
       kind: "access",
       request_id: this.requestId,
       method: this.#method,
