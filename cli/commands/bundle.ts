@@ -1,9 +1,8 @@
 /**
  * `coherentctl bundle …`: work with config bundles. `validate` runs offline, with the same
  * validation the authority and the agents apply, so a config can be checked before it is
- * submitted.
+ * submitted; `submit`, `list`, `show` and `diff` talk to the authority.
  */
-import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import {
   type ConfigIssue,
@@ -15,7 +14,11 @@ import {
   parseStaticConfig,
 } from "../../services/config/index.js";
 import { ExitCode } from "../exit-codes.js";
-import { createOutput, type OutputFormat, outputOption } from "../output.js";
+import { createOutput, type Output, type OutputFormat, outputOption } from "../output.js";
+import { registerBundleReadCommands } from "./bundle-read.js";
+import { registerBundleSubmitCommand } from "./bundle-submit.js";
+import { readInput } from "./input.js";
+import { runAction } from "./run.js";
 
 interface ValidateOptions {
   output: OutputFormat;
@@ -31,21 +34,15 @@ export function registerBundleCommands(program: Command, exit: (code: ExitCode) 
     .argument("<file>", 'config file, or "-" for standard input')
     .option("--static", "the file is a static (process) config, not a dynamic one")
     .addOption(outputOption())
-    .action(async (file: string, options: ValidateOptions) => {
-      exit(await validateFile(file, options));
-    });
+    .action(runAction("coherentctl", exit, validateFile));
+
+  registerBundleSubmitCommand(bundle, exit);
+  registerBundleReadCommands(bundle, exit);
 }
 
 async function validateFile(file: string, options: ValidateOptions): Promise<ExitCode> {
   const out = createOutput(options.output);
-  let text: string;
-  try {
-    text = file === "-" ? await readStdin() : await readFile(file, "utf8");
-  } catch (err) {
-    process.stderr.write(`coherentctl: cannot read ${file}: ${(err as Error).message}\n`);
-    return ExitCode.Failure;
-  }
-  const source = file === "-" ? "<stdin>" : file;
+  const { text, source } = await readInput(file);
 
   if (options.static) {
     const result = parseStaticConfig(text);
@@ -70,7 +67,7 @@ async function validateFile(file: string, options: ValidateOptions): Promise<Exi
 }
 
 function reportInvalid(
-  out: ReturnType<typeof createOutput>,
+  out: Output,
   source: string,
   result: Extract<ConfigResult<unknown>, { ok: false }>,
 ): ExitCode {
@@ -97,10 +94,4 @@ function summarize(config: DynamicConfig): Record<string, number> {
     if (length > 0) counts[section] = length;
   }
   return counts;
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
 }

@@ -1,0 +1,159 @@
+/**
+ * The authority's process settings, from (highest first) command-line flags, COHERENT_*
+ * environment variables, the authority's config file, and defaults. Without a database URL
+ * it runs on embedded PGlite under the data directory (.coherent/ by default), with a dev
+ * signing key made there on first start.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import { readConfigText } from "../services/config/index.js";
+import { listenAddress, size } from "../services/config/schema/primitives.js";
+import { DEFAULT_GOVERNANCE, type GovernanceSettings } from "./governance.js";
+
+export interface AuthorityFlags {
+  /** The authority's config file (YAML or JSON). */
+  readonly config?: string;
+  readonly listen?: string;
+  readonly databaseUrl?: string;
+  readonly dataDir?: string;
+  readonly signingKeyFile?: string;
+  readonly logLevel?: string;
+}
+
+/** Where a private key comes from: a PKCS#8 PEM file, or the PEM text itself (from the env). */
+export interface KeySource {
+  readonly file?: string;
+  readonly pem?: string;
+}
+
+export interface AuthoritySettings {
+  /** postgres://… for a shared Postgres; otherwise PGlite in `dataDir`/pglite. */
+  readonly database: { readonly url?: string; readonly dataDir?: string; readonly schema?: string };
+  /** Holds the embedded database and the dev signing key. */
+  readonly dataDir: string;
+  /** host:port; port 0 picks a free port. */
+  readonly listen: string;
+  /** Undefined: the dev default, a key pair under `dataDir`/keys (embedded database only). */
+  readonly signingKey: KeySource | undefined;
+  /** Public key PEM files trusted besides the signing key's, e.g. the previous key after a rotation. */
+  readonly trustedKeyFiles: readonly string[];
+  readonly governance: GovernanceSettings;
+  /** The largest request body the API reads, in bytes. */
+  readonly bodyLimit: number;
+  readonly logLevel: string;
+}
+
+export const DEFAULT_LISTEN = "127.0.0.1:7400";
+export const DEFAULT_DATA_DIR = ".coherent";
+export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
+
+export class AuthorityConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "AuthorityConfigError";
+  }
+}
+
+const GovernanceFileSchema = z.strictObject({
+  route_timeout_required: z.boolean().optional(),
+  route_pool_required: z.boolean().optional(),
+  max_routes: z.union([z.int().min(1), z.literal(false)]).optional(),
+  require_tls_kept: z.boolean().optional(),
+});
+
+const FileSchema = z.strictObject({
+  listen: listenAddress().optional(),
+  database_url: z.string().min(1).optional(),
+  database_schema: z.string().min(1).optional(),
+  data_dir: z.string().min(1).optional(),
+  signing_key_file: z.string().min(1).optional(),
+  trusted_key_files: z.array(z.string().min(1)).optional(),
+  governance: GovernanceFileSchema.optional(),
+  body_limit: size({ min: 1024 }).optional(),
+  log_level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).optional(),
+});
+
+type FileSettings = z.output<typeof FileSchema>;
+
+export async function resolveAuthoritySettings(
+  flags: AuthorityFlags,
+  env: NodeJS.ProcessEnv,
+): Promise<AuthoritySettings> {
+  const configFile = flags.config ?? env.COHERENT_AUTHORITY_CONFIG;
+  const file = configFile ? await readSettingsFile(configFile) : {};
+  const dataDir = flags.dataDir ?? env.COHERENT_DATA_DIR ?? file.data_dir ?? DEFAULT_DATA_DIR;
+  const url = flags.databaseUrl ?? env.COHERENT_DATABASE_URL ?? env.DATABASE_URL ?? file.database_url;
+  const schema = env.COHERENT_DATABASE_SCHEMA ?? file.database_schema;
+  const listen = flags.listen ?? env.COHERENT_LISTEN ?? file.listen ?? DEFAULT_LISTEN;
+  checkValue("listen address", listenAddress(), listen);
+  const bodyLimit = env.COHERENT_BODY_LIMIT
+    ? checkValue("COHERENT_BODY_LIMIT", size({ min: 1024 }), env.COHERENT_BODY_LIMIT)
+    : (file.body_limit ?? DEFAULT_BODY_LIMIT);
+  return {
+    database: url
+      ? { url, ...(schema ? { schema } : {}) }
+      : { dataDir: dataDir === ":memory:" ? dataDir : join(dataDir, "pglite") },
+    dataDir,
+    listen,
+    signingKey: signingKeySource(flags, env, file),
+    trustedKeyFiles: file.trusted_key_files ?? [],
+    governance: { ...DEFAULT_GOVERNANCE, ...file.governance },
+    bodyLimit,
+    logLevel: flags.logLevel ?? env.COHERENT_LOG_LEVEL ?? file.log_level ?? "info",
+  };
+}
+
+/** Split host and port of a checked listen address; an empty host listens on every address. */
+export function parseListen(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(":");
+  const host = address.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
+  return { host: host === "" ? "0.0.0.0" : host, port: Number(address.slice(colon + 1)) };
+}
+
+function signingKeySource(
+  flags: AuthorityFlags,
+  env: NodeJS.ProcessEnv,
+  file: FileSettings,
+): KeySource | undefined {
+  if (flags.signingKeyFile) return { file: flags.signingKeyFile };
+  if (env.COHERENT_SIGNING_KEY && env.COHERENT_SIGNING_KEY_FILE) {
+    throw new AuthorityConfigError(
+      "set COHERENT_SIGNING_KEY (the PEM) or COHERENT_SIGNING_KEY_FILE, not both",
+    );
+  }
+  if (env.COHERENT_SIGNING_KEY) return { pem: env.COHERENT_SIGNING_KEY };
+  if (env.COHERENT_SIGNING_KEY_FILE) return { file: env.COHERENT_SIGNING_KEY_FILE };
+  return file.signing_key_file ? { file: file.signing_key_file } : undefined;
+}
+
+async function readSettingsFile(path: string): Promise<FileSettings> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    throw new AuthorityConfigError(`cannot read the authority config ${path}: ${(error as Error).message}`);
+  }
+  const source = readConfigText(text);
+  if (!source.ok) {
+    throw new AuthorityConfigError(`${path}: ${source.errors.map((e) => e.message).join("; ")}`);
+  }
+  const parsed = FileSchema.safeParse(source.value.data);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map(
+      (issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`,
+    );
+    throw new AuthorityConfigError(`invalid authority config ${path}: ${issues.join("; ")}`);
+  }
+  return parsed.data;
+}
+
+function checkValue<T>(label: string, schema: z.ZodType<T>, value: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new AuthorityConfigError(
+      `invalid ${label} "${value}": ${parsed.error.issues[0]?.message ?? "invalid"}`,
+    );
+  }
+  return parsed.data;
+}

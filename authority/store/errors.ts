@@ -1,0 +1,25 @@
+/** The store's error codes, defined once; callers branch on `code`, never on message text. */
+export const STORE_ERROR_CODES = [
+  /** createFleet with a name that is taken. */
+  "fleet_exists",
+  /** A bundle submitted for a fleet that was never created. */
+  "unknown_fleet",
+  /** openDatabase options that cannot work (no url or data dir, a schema name that is not an identifier). */
+  "invalid_options",
+  /** A migration failed; `cause` holds the database error and nothing after it was applied. */
+  "migration_failed",
+] as const;
+
+export type StoreErrorCode = (typeof STORE_ERROR_CODES)[number];
+
+export class StoreError extends Error {
+  override readonly name = "StoreError";
+
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

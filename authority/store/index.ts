@@ -1,0 +1,34 @@
+/** The authority's store: two dialects behind one Database, migrations, and AuthorityStore. */
+export { GENESIS_HASH } from "./audit-chain.js";
+export {
+  type Database,
+  type DatabaseOptions,
+  type Dialect,
+  IN_MEMORY,
+  migrateToLatest,
+  openDatabase,
+} from "./database.js";
+export { STORE_ERROR_CODES, StoreError, type StoreErrorCode } from "./errors.js";
+export type {
+  AuditRow,
+  BundleRow,
+  BundleSummary,
+  Fleet,
+  SigningKeyRow,
+  SigningKeyStatus,
+  TokenRole,
+  TokenRow,
+} from "./rows.js";
+export {
+  type AuditFilter,
+  type AuditInput,
+  type AuditVerification,
+  AuthorityStore,
+  type AuthorityStoreOptions,
+  BUNDLE_CHANNEL,
+  type BuiltBundle,
+  type BundleBuilder,
+  type BundleCreatedEvent,
+  type SubmitResult,
+} from "./store.js";
+export type { Tables } from "./tables.js";

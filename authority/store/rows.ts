@@ -1,0 +1,137 @@
+/** What the store hands out: camelCase records, numbers as numbers, whatever the driver returned. */
+import type { Selectable } from "kysely";
+import type {
+  ApiTokensTable,
+  AuditLogTable,
+  BundlesTable,
+  FleetsTable,
+  SigningKeyStatus,
+  SigningKeysTable,
+  TokenRole,
+} from "./tables.js";
+
+export type { SigningKeyStatus, TokenRole };
+
+export interface Fleet {
+  readonly name: string;
+  readonly description: string | null;
+  readonly createdAt: Date;
+}
+
+/** A bundle without its content: what a listing shows. */
+export interface BundleSummary {
+  readonly fleet: string;
+  readonly version: number;
+  readonly parent: number | null;
+  readonly contentSha256: string;
+  readonly createdBy: string;
+  readonly createdAt: Date;
+  readonly message: string | null;
+  readonly rollbackOf: number | null;
+}
+
+export interface BundleRow extends BundleSummary {
+  /** The signed bundle, as agents receive it. */
+  readonly jws: string;
+  /** The canonical config the JWS carries. */
+  readonly config: unknown;
+}
+
+export interface AuditRow {
+  readonly seq: number;
+  readonly at: Date;
+  readonly actor: string;
+  readonly action: string;
+  readonly target: string;
+  readonly details: Record<string, unknown>;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+/** A token's record; the hash stays in the database. */
+export interface TokenRow {
+  readonly id: string;
+  readonly name: string;
+  readonly role: TokenRole;
+  readonly createdBy: string;
+  readonly createdAt: Date;
+  readonly revokedAt: Date | null;
+}
+
+export interface SigningKeyRow {
+  readonly kid: string;
+  readonly publicJwk: unknown;
+  readonly status: SigningKeyStatus;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export function toFleet(row: Selectable<FleetsTable>): Fleet {
+  return { name: row.name, description: row.description, createdAt: row.created_at };
+}
+
+export const BUNDLE_SUMMARY_COLUMNS = [
+  "fleet",
+  "version",
+  "parent",
+  "content_sha256",
+  "created_by",
+  "created_at",
+  "message",
+  "rollback_of",
+] as const;
+
+type SummaryColumns = Pick<Selectable<BundlesTable>, (typeof BUNDLE_SUMMARY_COLUMNS)[number]>;
+
+export function toBundleSummary(row: SummaryColumns): BundleSummary {
+  return {
+    fleet: row.fleet,
+    version: row.version,
+    parent: row.parent,
+    contentSha256: row.content_sha256,
+    createdBy: row.created_by,
+    createdAt: row.created_at,
+    message: row.message,
+    rollbackOf: row.rollback_of,
+  };
+}
+
+export function toBundleRow(row: Selectable<BundlesTable>): BundleRow {
+  return { ...toBundleSummary(row), jws: row.jws, config: row.config };
+}
+
+export function toAuditRow(row: Selectable<AuditLogTable>): AuditRow {
+  return {
+    seq: Number(row.seq),
+    at: row.at,
+    actor: row.actor,
+    action: row.action,
+    target: row.target,
+    details: row.details,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+export const TOKEN_COLUMNS = ["id", "name", "role", "created_by", "created_at", "revoked_at"] as const;
+
+export function toTokenRow(row: Pick<Selectable<ApiTokensTable>, (typeof TOKEN_COLUMNS)[number]>): TokenRow {
+  return {
+    id: row.id,
+    name: row.name,
+    role: row.role,
+    createdBy: row.created_by,
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at,
+  };
+}
+
+export function toSigningKeyRow(row: Selectable<SigningKeysTable>): SigningKeyRow {
+  return {
+    kid: row.kid,
+    publicJwk: row.public_jwk,
+    status: row.status,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}

@@ -1,0 +1,455 @@
+/**
+ * The authority's state, over either dialect. Every write that must be ordered across
+ * processes takes a database lock, never an in-process one, so any number of authority
+ * replicas on one Postgres behave as one: bundle versions are allocated under the fleet row's
+ * lock, audit entries under a lock on the audit table.
+ *
+ * Bundles and audit entries are only ever inserted; this class has no path that updates or
+ * deletes them.
+ */
+import { randomUUID } from "node:crypto";
+import { sql, type Transaction } from "kysely";
+import { auditEntryHash, chainBreak, GENESIS_HASH, jsonDetails } from "./audit-chain.js";
+import type { Database } from "./database.js";
+import { StoreError } from "./errors.js";
+import {
+  type AuditRow,
+  BUNDLE_SUMMARY_COLUMNS,
+  type BundleRow,
+  type BundleSummary,
+  type Fleet,
+  type SigningKeyRow,
+  type SigningKeyStatus,
+  TOKEN_COLUMNS,
+  type TokenRole,
+  type TokenRow,
+  toAuditRow,
+  toBundleRow,
+  toBundleSummary,
+  toFleet,
+  toSigningKeyRow,
+  toTokenRow,
+} from "./rows.js";
+import type { Tables } from "./tables.js";
+
+/** The NOTIFY channel of bundle creation; payload `{"fleet":…,"version":…}`. */
+export const BUNDLE_CHANNEL = "coherent_bundles";
+
+export interface AuditInput {
+  readonly actor: string;
+  readonly action: string;
+  readonly target: string;
+  readonly details?: Record<string, unknown>;
+}
+
+export interface BuiltBundle {
+  readonly jws: string;
+  readonly config: unknown;
+  readonly createdBy: string;
+  readonly message?: string;
+  readonly rollbackOf?: number;
+  /** Appended in the same transaction: the bundle and its audit entry commit together or not at all. */
+  readonly audit?: AuditInput;
+}
+
+/**
+ * Called inside submitBundle's transaction, holding the fleet's lock, with the version being
+ * allocated, its parent (the fleet's latest version, null for the first) and the creation time
+ * the row will carry. It must not use the database: on PGlite the transaction holds the only
+ * connection. A throw rolls everything back and the version stays free.
+ */
+export type BundleBuilder = (version: number, parent: number | null, createdAt: Date) => Promise<BuiltBundle>;
+
+export type SubmitResult =
+  | { readonly status: "created"; readonly bundle: BundleRow }
+  /** The content equals the fleet's latest bundle, which is returned; nothing was written. */
+  | { readonly status: "unchanged"; readonly bundle: BundleRow };
+
+export interface BundleCreatedEvent {
+  readonly fleet: string;
+  readonly version: number;
+}
+
+export interface AuditFilter {
+  readonly actor?: string;
+  readonly action?: string;
+  readonly target?: string;
+  /** Entries at or after this time. */
+  readonly since?: Date;
+  /** Entries before this seq: the next page after a page ending at it. */
+  readonly beforeSeq?: number;
+  /** Default 100, at most 1,000. */
+  readonly limit?: number;
+}
+
+export type AuditVerification =
+  | { readonly ok: true; readonly entries: number }
+  /** `entries` counts the intact entries before the break. */
+  | { readonly ok: false; readonly entries: number; readonly brokenAt: { seq: number; reason: string } };
+
+export interface AuthorityStoreOptions {
+  /** Milliseconds since the epoch; stamps bundles, audit entries, tokens and keys. */
+  readonly now?: () => number;
+}
+
+const VERIFY_BATCH = 1000;
+
+export class AuthorityStore {
+  readonly #database: Database;
+  readonly #now: () => number;
+
+  constructor(database: Database, options: AuthorityStoreOptions = {}) {
+    this.#database = database;
+    this.#now = options.now ?? Date.now;
+  }
+
+  get #db() {
+    return this.#database.db;
+  }
+
+  async createFleet(input: { name: string; description?: string }): Promise<Fleet> {
+    const row = await this.#db
+      .insertInto("fleets")
+      .values({ name: input.name, description: input.description ?? null, created_at: this.#date() })
+      .onConflict((conflict) => conflict.column("name").doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) throw new StoreError("fleet_exists", `fleet "${input.name}" already exists`);
+    return toFleet(row);
+  }
+
+  async getFleet(name: string): Promise<Fleet | undefined> {
+    const row = await this.#db.selectFrom("fleets").selectAll().where("name", "=", name).executeTakeFirst();
+    return row && toFleet(row);
+  }
+
+  async listFleets(): Promise<Fleet[]> {
+    const rows = await this.#db.selectFrom("fleets").selectAll().orderBy("name").execute();
+    return rows.map(toFleet);
+  }
+
+  /**
+   * Allocates the fleet's next version and stores what `build` returns, in one transaction
+   * holding the fleet row's lock, so concurrent submits from any number of processes get
+   * 1, 2, 3… with no gap and no duplicate. Throws StoreError "unknown_fleet".
+   */
+  submitBundle(fleet: string, contentSha256: string, build: BundleBuilder): Promise<SubmitResult> {
+    return this.#db.transaction().execute(async (trx): Promise<SubmitResult> => {
+      // NO KEY UPDATE: serializes submits without blocking inserts that merely reference the fleet.
+      const locked = await trx
+        .selectFrom("fleets")
+        .select("name")
+        .where("name", "=", fleet)
+        .forNoKeyUpdate()
+        .executeTakeFirst();
+      if (!locked) throw new StoreError("unknown_fleet", `unknown fleet "${fleet}"`);
+      const latest = await trx
+        .selectFrom("bundles")
+        .select(["version", "content_sha256"])
+        .where("fleet", "=", fleet)
+        .orderBy("version", "desc")
+        .limit(1)
+        .executeTakeFirst();
+      if (latest?.content_sha256 === contentSha256) {
+        const row = await trx
+          .selectFrom("bundles")
+          .selectAll()
+          .where("fleet", "=", fleet)
+          .where("version", "=", latest.version)
+          .executeTakeFirstOrThrow();
+        return { status: "unchanged", bundle: toBundleRow(row) };
+      }
+      const version = (latest?.version ?? 0) + 1;
+      const parent = latest?.version ?? null;
+      const createdAt = this.#date();
+      const built = await build(version, parent, createdAt);
+      const bundle: BundleRow = {
+        fleet,
+        version,
+        parent,
+        contentSha256,
+        createdBy: built.createdBy,
+        createdAt,
+        message: built.message ?? null,
+        rollbackOf: built.rollbackOf ?? null,
+        jws: built.jws,
+        config: built.config,
+      };
+      await trx
+        .insertInto("bundles")
+        .values({
+          fleet,
+          version,
+          parent,
+          content_sha256: contentSha256,
+          jws: bundle.jws,
+          config: JSON.stringify(bundle.config),
+          created_by: bundle.createdBy,
+          created_at: createdAt,
+          message: bundle.message,
+          rollback_of: bundle.rollbackOf,
+        })
+        .execute();
+      if (built.audit) await this.#appendAudit(trx, built.audit);
+      const event: BundleCreatedEvent = { fleet, version };
+      await this.#database.notify(BUNDLE_CHANNEL, JSON.stringify(event), trx);
+      return { status: "created", bundle };
+    });
+  }
+
+  async getBundle(fleet: string, version: number): Promise<BundleRow | undefined> {
+    const row = await this.#db
+      .selectFrom("bundles")
+      .selectAll()
+      .where("fleet", "=", fleet)
+      .where("version", "=", version)
+      .executeTakeFirst();
+    return row && toBundleRow(row);
+  }
+
+  async latestBundle(fleet: string): Promise<BundleRow | undefined> {
+    const row = await this.#db
+      .selectFrom("bundles")
+      .selectAll()
+      .where("fleet", "=", fleet)
+      .orderBy("version", "desc")
+      .limit(1)
+      .executeTakeFirst();
+    return row && toBundleRow(row);
+  }
+
+  /** Newest first, without content (getBundle has it). Default 50, at most 1,000. */
+  async listBundles(
+    fleet: string,
+    page: { limit?: number; beforeVersion?: number } = {},
+  ): Promise<BundleSummary[]> {
+    let query = this.#db
+      .selectFrom("bundles")
+      .select(BUNDLE_SUMMARY_COLUMNS)
+      .where("fleet", "=", fleet)
+      .orderBy("version", "desc")
+      .limit(clampLimit(page.limit, 50));
+    if (page.beforeVersion !== undefined) query = query.where("version", "<", page.beforeVersion);
+    const rows = await query.execute();
+    return rows.map(toBundleSummary);
+  }
+
+  /**
+   * Appends to the hash chain. Pass the surrounding transaction to make the entry part of it;
+   * without one the entry commits on its own.
+   */
+  appendAudit(entry: AuditInput, trx?: Transaction<Tables>): Promise<AuditRow> {
+    if (trx) return this.#appendAudit(trx, entry);
+    return this.#db.transaction().execute((own) => this.#appendAudit(own, entry));
+  }
+
+  /** Newest first. Default 100 entries, at most 1,000. */
+  async listAudit(filter: AuditFilter = {}): Promise<AuditRow[]> {
+    let query = this.#db
+      .selectFrom("audit_log")
+      .selectAll()
+      .orderBy("seq", "desc")
+      .limit(clampLimit(filter.limit, 100));
+    if (filter.actor !== undefined) query = query.where("actor", "=", filter.actor);
+    if (filter.action !== undefined) query = query.where("action", "=", filter.action);
+    if (filter.target !== undefined) query = query.where("target", "=", filter.target);
+    if (filter.since !== undefined) query = query.where("at", ">=", filter.since);
+    if (filter.beforeSeq !== undefined) query = query.where("seq", "<", filter.beforeSeq);
+    const rows = await query.execute();
+    return rows.map(toAuditRow);
+  }
+
+  /**
+   * Walks the whole chain in seq order and names the first entry that breaks it: edited
+   * (its hash no longer matches), with an edited hash (the same), or following a removed one.
+   * Removing the newest entries leaves a shorter valid chain; only a copy of the head kept
+   * elsewhere can show that.
+   */
+  async verifyAudit(): Promise<AuditVerification> {
+    let previous: AuditRow | undefined;
+    let entries = 0;
+    for (;;) {
+      let query = this.#db.selectFrom("audit_log").selectAll().orderBy("seq").limit(VERIFY_BATCH);
+      if (previous) query = query.where("seq", ">", previous.seq);
+      const rows = await query.execute();
+      for (const row of rows) {
+        const entry = toAuditRow(row);
+        const reason = chainBreak(entry, previous);
+        if (reason !== undefined) return { ok: false, entries, brokenAt: { seq: entry.seq, reason } };
+        previous = entry;
+        entries++;
+      }
+      if (rows.length < VERIFY_BATCH) return { ok: true, entries };
+    }
+  }
+
+  async createToken(input: {
+    name: string;
+    role: TokenRole;
+    tokenHash: string;
+    createdBy: string;
+  }): Promise<TokenRow> {
+    const row = await this.#db
+      .insertInto("api_tokens")
+      .values({
+        id: randomUUID(),
+        name: input.name,
+        role: input.role,
+        token_hash: input.tokenHash,
+        created_by: input.createdBy,
+        created_at: this.#date(),
+      })
+      .returning(TOKEN_COLUMNS)
+      .executeTakeFirstOrThrow();
+    return toTokenRow(row);
+  }
+
+  /** The token with this hash unless it was revoked. */
+  async findToken(tokenHash: string): Promise<TokenRow | undefined> {
+    const row = await this.#db
+      .selectFrom("api_tokens")
+      .select(TOKEN_COLUMNS)
+      .where("token_hash", "=", tokenHash)
+      .where("revoked_at", "is", null)
+      .executeTakeFirst();
+    return row && toTokenRow(row);
+  }
+
+  /** Every token, revoked ones included, oldest first. */
+  async listTokens(): Promise<TokenRow[]> {
+    const rows = await this.#db
+      .selectFrom("api_tokens")
+      .select(TOKEN_COLUMNS)
+      .orderBy("created_at")
+      .execute();
+    return rows.map(toTokenRow);
+  }
+
+  /** The token as revoked now; undefined when there is no such token or it was revoked before. */
+  async revokeToken(id: string): Promise<TokenRow | undefined> {
+    const row = await this.#db
+      .updateTable("api_tokens")
+      .set({ revoked_at: this.#date() })
+      .where("id", "=", id)
+      .where("revoked_at", "is", null)
+      .returning(TOKEN_COLUMNS)
+      .executeTakeFirst();
+    return row && toTokenRow(row);
+  }
+
+  /**
+   * Registers a public key or changes its status. Making one key active makes the active one
+   * before it trusted, in the same transaction: there is never more than one signing key.
+   */
+  async upsertSigningKey(input: {
+    kid: string;
+    publicJwk: unknown;
+    status: SigningKeyStatus;
+  }): Promise<void> {
+    const at = this.#date();
+    await this.#db.transaction().execute(async (trx) => {
+      // Two rotations at once would otherwise both demote, then collide on the one-active index.
+      await sql`lock table signing_keys in exclusive mode`.execute(trx);
+      if (input.status === "active") {
+        await trx
+          .updateTable("signing_keys")
+          .set({ status: "trusted", updated_at: at })
+          .where("status", "=", "active")
+          .where("kid", "<>", input.kid)
+          .execute();
+      }
+      await trx
+        .insertInto("signing_keys")
+        .values({
+          kid: input.kid,
+          public_jwk: JSON.stringify(input.publicJwk),
+          status: input.status,
+          created_at: at,
+          updated_at: at,
+        })
+        .onConflict((conflict) =>
+          conflict.column("kid").doUpdateSet({ status: input.status, updated_at: at }),
+        )
+        .execute();
+    });
+  }
+
+  /** Oldest first. */
+  async listSigningKeys(): Promise<SigningKeyRow[]> {
+    const rows = await this.#db
+      .selectFrom("signing_keys")
+      .selectAll()
+      .orderBy("created_at")
+      .orderBy("kid")
+      .execute();
+    return rows.map(toSigningKeyRow);
+  }
+
+  /**
+   * Calls `fn` for every bundle created by any process on this database, once its transaction
+   * has committed. Resolves once subscribed; the result unsubscribes.
+   */
+  onBundleCreated(fn: (event: BundleCreatedEvent) => void): Promise<() => Promise<void>> {
+    return this.#database.listen(BUNDLE_CHANNEL, (payload) => {
+      const event = parseBundleEvent(payload);
+      if (event) fn(event);
+    });
+  }
+
+  async #appendAudit(trx: Transaction<Tables>, input: AuditInput): Promise<AuditRow> {
+    // Readers go on; other appenders, in any process, wait until this transaction ends, so
+    // the head read below is still the head when the entry is inserted.
+    await sql`lock table audit_log in exclusive mode`.execute(trx);
+    const head = await trx
+      .selectFrom("audit_log")
+      .select(["seq", "hash"])
+      .orderBy("seq", "desc")
+      .limit(1)
+      .executeTakeFirst();
+    const fields = {
+      seq: head ? Number(head.seq) + 1 : 1,
+      at: this.#date(),
+      actor: input.actor,
+      action: input.action,
+      target: input.target,
+      details: jsonDetails(input.details),
+      prevHash: head?.hash ?? GENESIS_HASH,
+    };
+    const entry: AuditRow = { ...fields, hash: auditEntryHash(fields) };
+    await trx
+      .insertInto("audit_log")
+      .values({
+        seq: entry.seq,
+        at: entry.at,
+        actor: entry.actor,
+        action: entry.action,
+        target: entry.target,
+        details: JSON.stringify(entry.details),
+        prev_hash: entry.prevHash,
+        hash: entry.hash,
+      })
+      .execute();
+    return entry;
+  }
+
+  #date(): Date {
+    return new Date(this.#now());
+  }
+}
+
+function clampLimit(limit: number | undefined, fallback: number): number {
+  if (limit === undefined || !Number.isFinite(limit)) return fallback;
+  return Math.min(Math.max(Math.trunc(limit), 1), 1000);
+}
+
+function parseBundleEvent(payload: string): BundleCreatedEvent | undefined {
+  try {
+    const value: unknown = JSON.parse(payload);
+    if (typeof value !== "object" || value === null) return undefined;
+    const { fleet, version } = value as Record<string, unknown>;
+    if (typeof fleet !== "string" || typeof version !== "number") return undefined;
+    return { fleet, version };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The database as kysely sees it: one interface per table of migrations/. Column types say what
+ * a driver hands back (pg returns int8 as a string, PGlite as a number) and what an insert
+ * takes (jsonb is written as JSON text, which both drivers pass through unchanged).
+ */
+import type { ColumnType, Generated } from "kysely";
+
+export type TokenRole = "viewer" | "operator" | "admin";
+export type SigningKeyStatus = "active" | "trusted" | "retired";
+
+type Timestamp = ColumnType<Date, Date, Date>;
+type Int8 = ColumnType<string | number, number, number>;
+/** jsonb: read as the parsed value, written as JSON text. */
+type Json<T = unknown> = ColumnType<T, string, string>;
+
+export interface FleetsTable {
+  name: string;
+  description: string | null;
+  created_at: Timestamp;
+}
+
+export interface BundlesTable {
+  fleet: string;
+  version: number;
+  parent: number | null;
+  content_sha256: string;
+  jws: string;
+  config: Json;
+  created_by: string;
+  created_at: Timestamp;
+  message: string | null;
+  rollback_of: number | null;
+}
+
+export interface RolloutsTable {
+  id: string;
+  fleet: string;
+  candidate_version: number;
+  stable_version: number | null;
+  state: string;
+  stage: Generated<number>;
+  plan: Json;
+  created_by: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  finished_at: Timestamp | null;
+}
+
+export interface AgentsTable {
+  id: string;
+  fleet: string;
+  region: string;
+  version: number | null;
+  state: string;
+  last_seen: Timestamp;
+}
+
+export interface HealthSamplesTable {
+  fleet: string;
+  version: number;
+  region: string;
+  window_start: Timestamp;
+  requests: Int8;
+  errors_5xx: Int8;
+  latency_buckets: Json<number[]>;
+}
+
+export interface AuditLogTable {
+  seq: Int8;
+  at: Timestamp;
+  actor: string;
+  action: string;
+  target: string;
+  details: Json<Record<string, unknown>>;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface ApiTokensTable {
+  id: string;
+  name: string;
+  role: TokenRole;
+  token_hash: string;
+  created_by: string;
+  created_at: Timestamp;
+  revoked_at: Timestamp | null;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  public_jwk: Json;
+  status: SigningKeyStatus;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface Tables {
+  fleets: FleetsTable;
+  bundles: BundlesTable;
+  rollouts: RolloutsTable;
+  agents: AgentsTable;
+  health_samples: HealthSamplesTable;
+  audit_log: AuditLogTable;
+  api_tokens: ApiTokensTable;
+  signing_keys: SigningKeysTable;
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+/**
+ * coherent: the authority's server-side command line — run it, migrate its database, manage
+ * signing keys and bootstrap the first token, working on the database directly. Operators
+ * use coherentctl against the API for everything else. Exit codes as coherentctl's
+ * (exit-codes.ts): 0 ok, 1 failure, 2 usage.
+ */
+import { Command, CommanderError, Option } from "commander";
+import { registerAuthorityCommand } from "./commands/authority.js";
+import { registerBootstrapTokenCommand } from "./commands/bootstrap-token.js";
+import { registerKeysCommands } from "./commands/keys.js";
+import { registerMigrateCommand } from "./commands/migrate.js";
+import { ExitCode } from "./exit-codes.js";
+
+function createCoherentProgram(exit: (code: ExitCode) => void): Command {
+  const program = new Command("coherent")
+    .description("Run the Coherent authority and manage its database, signing keys and first token.")
+    .addOption(
+      new Option("--config <file>", "the authority's config file (YAML or JSON)").env(
+        "COHERENT_AUTHORITY_CONFIG",
+      ),
+    )
+    .option(
+      "--database-url <url>",
+      "postgres://… (or DATABASE_URL); without one, the embedded database in --data-dir",
+    )
+    .option("--data-dir <dir>", "where the embedded database and dev keys live (default .coherent)")
+    .configureHelp({ showGlobalOptions: true })
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+  registerAuthorityCommand(program, exit);
+  registerMigrateCommand(program, exit);
+  registerKeysCommands(program, exit);
+  registerBootstrapTokenCommand(program, exit);
+  return program;
+}
+
+async function main(argv: string[]): Promise<ExitCode> {
+  let code: ExitCode = ExitCode.Ok;
+  const program = createCoherentProgram((c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    // Help and version are reported by commander as errors with exit code 0.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
+    process.stderr.write(`coherent: ${(err as Error).stack ?? String(err)}\n`);
+    return ExitCode.Failure;
+  }
+  return code;
+}
+
+process.exitCode = await main(process.argv);

@@ -1,0 +1,38 @@
+/**
+ * `coherent authority`: run the authority until SIGINT or SIGTERM, then close it (the API
+ * stops taking requests, the database is released) and exit 0. Its log lines go to stdout.
+ */
+import { once } from "node:events";
+import type { Command } from "commander";
+import { startAuthority } from "../../authority/main.js";
+import { ExitCode } from "../exit-codes.js";
+import { coherentAction, type DatabaseFlags, resolveSettings } from "./database.js";
+
+interface AuthorityOptions extends DatabaseFlags {
+  readonly listen?: string;
+  readonly signingKeyFile?: string;
+  readonly logLevel?: string;
+}
+
+export function registerAuthorityCommand(program: Command, exit: (code: ExitCode) => void): void {
+  program
+    .command("authority")
+    .description("run the authority: the operator API over the database, signing bundles")
+    .option("--listen <address>", "host:port for the API, port 0 for any free port (default 127.0.0.1:7400)")
+    .option("--signing-key-file <file>", "the Ed25519 private key (PKCS#8 PEM) to sign bundles with")
+    .option("--log-level <level>", "trace, debug, info, warn, error or silent")
+    .action(
+      coherentAction(exit, async (_options: unknown, command: Command) => {
+        const options = command.optsWithGlobals<AuthorityOptions>();
+        const authority = await startAuthority(await resolveSettings(options));
+        const stop = new AbortController();
+        await Promise.race([
+          once(process, "SIGINT", { signal: stop.signal }),
+          once(process, "SIGTERM", { signal: stop.signal }),
+        ]);
+        stop.abort();
+        await authority.close();
+        return ExitCode.Ok;
+      }),
+    );
+}

@@ -1,0 +1,12 @@
+/**
+ * Every migration, by name, in the order they apply. An explicit import map rather than a
+ * directory scan, so the same code runs from the TypeScript sources (tsx, vitest) and from the
+ * compiled dist/. A new migration is a new file here and one more line below; applied ones
+ * never change.
+ */
+import type { Migration } from "kysely";
+import * as initial from "./0001_initial.js";
+
+export const MIGRATIONS: Readonly<Record<string, Migration>> = {
+  "0001_initial": initial,
+};
