@@ -5,7 +5,10 @@ export const ExitCode = {
   Failure: 1,
   /** The command line itself is wrong: unknown command or option, missing argument. */
   Usage: 2,
-  /** The input was read but is not a valid config (or bundle). */
+  /**
+   * Checked and found wrong: a config (or bundle) that is not valid, or an audit chain that
+   * does not verify — so a scheduled check tells tampering from an unreachable server.
+   */
   Invalid: 3,
 } as const;
 

@@ -5,6 +5,9 @@ import type { DatabaseBackend } from "./database.js";
 import { PgListener } from "./pg-listener.js";
 import type { Tables } from "./tables.js";
 
+const UNIQUE_VIOLATION = "23505";
+const DUPLICATE_SCHEMA = "42P06";
+
 export interface PostgresBackendOptions {
   readonly url: string;
   /** Already checked to be a plain identifier. */
@@ -26,7 +29,10 @@ export async function openPostgres(options: PostgresBackendOptions): Promise<Dat
   if (options.schema) {
     await pool
       .query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(options.schema)}`)
-      .catch(async (error) => {
+      .catch(async (error: { code?: string }) => {
+        // Two replicas creating the schema at once: IF NOT EXISTS does not stop the loser's
+        // catalog insert from failing (23505); the schema exists all the same.
+        if (error.code === UNIQUE_VIOLATION || error.code === DUPLICATE_SCHEMA) return;
         await pool.end();
         throw error;
       });
