@@ -1,5 +1,6 @@
 /** What the store hands out: camelCase records, numbers as numbers, whatever the driver returned. */
 import type { Selectable } from "kysely";
+import type { ChainedEntry } from "./audit-chain.js";
 import type {
   ApiTokensTable,
   AuditLogTable,
@@ -37,14 +38,7 @@ export interface BundleRow extends BundleSummary {
   readonly config: unknown;
 }
 
-export interface AuditRow {
-  readonly seq: number;
-  readonly at: Date;
-  readonly actor: string;
-  readonly action: string;
-  readonly target: string;
-  readonly details: Record<string, unknown>;
-  readonly prevHash: string;
+export interface AuditRow extends ChainedEntry {
   readonly hash: string;
 }
 
