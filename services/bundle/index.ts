@@ -19,9 +19,15 @@ export {
 export {
   BUNDLE_SCHEMA,
   BUNDLE_TYP,
+  type BundleEnvelope,
   type BundlePayload,
   contentSha256,
   MAX_PAYLOAD_DEPTH,
 } from "./payload.js";
 export { signBundle } from "./sign.js";
-export { DEFAULT_MAX_BUNDLE_BYTES, type VerifyOptions, verifyBundle } from "./verify.js";
+export {
+  DEFAULT_MAX_BUNDLE_BYTES,
+  type VerifyOptions,
+  verifyBundle,
+  verifyBundleEnvelope,
+} from "./verify.js";

@@ -57,7 +57,14 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
  * Narrows a parsed payload to a BundlePayload, or throws `unsupported_schema` / `malformed`
  * naming the first field that is wrong. Called only on a payload whose signature verified.
  */
-export function checkPayload(value: unknown): BundlePayload {
+/** Every field of a bundle's payload but its config: what a distributor reads. */
+export type BundleEnvelope = Omit<BundlePayload, "config">;
+
+/**
+ * `configUndecoded`: the config was left as signed text (verifyBundleEnvelope), so only the
+ * other fields are checked here.
+ */
+export function checkPayload(value: unknown, configUndecoded = false): BundleEnvelope & { config?: unknown } {
   if (!isPlainObject(value)) throw malformed("the payload is not a JSON object");
   if (value.schema !== BUNDLE_SCHEMA) {
     throw new BundleError(
@@ -82,13 +89,17 @@ export function checkPayload(value: unknown): BundlePayload {
   if (typeof content_sha256 !== "string" || !SHA256_HEX.test(content_sha256)) {
     throw malformed("content_sha256 must be 64 lowercase hex digits");
   }
-  if (!isPlainObject(config)) throw malformed("config must be a JSON object");
+  if (configUndecoded) {
+    if (config !== undefined) throw malformed('the payload repeats "config"');
+  } else if (!isPlainObject(config)) throw malformed("config must be a JSON object");
   if (rollback_of !== undefined && !(isPositiveInteger(rollback_of) && rollback_of < version)) {
     throw malformed("rollback_of must be a version below version");
   }
   if (message !== undefined && typeof message !== "string") throw malformed("message must be a string");
-  if (exceedsDepth(config, 1)) throw malformed(`config is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
-  return value as unknown as BundlePayload;
+  if (!configUndecoded && exceedsDepth(config as object, 1)) {
+    throw malformed(`config is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
+  }
+  return value as unknown as BundleEnvelope & { config?: unknown };
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
