@@ -37,31 +37,34 @@ export interface AccessLog {
   flush(): void;
 }
 
-/** Lines are handed on once this much is gathered, or after FLUSH_INTERVAL_MS. */
-const FLUSH_BYTES = 16 * 1024;
+/** Records are written once this many are gathered, or FLUSH_INTERVAL_MS after the first. */
+const FLUSH_RECORDS = 64;
 const FLUSH_INTERVAL_MS = 50;
 
 /**
  * Access lines on `destination` (shared with the process log, so lines never interleave).
- * Lines are gathered and handed on in batches of 16 KiB, or 50 ms after the first of a batch:
- * the destination writes asynchronously through libuv's thread pool, and one such write per
- * event-loop turn cost about 12 µs per request under load (measured in the cache-hit path).
+ * Records are gathered and turned into text together, 64 at a time or 50 ms after the first:
+ * text built as requests end lived across garbage collections as thousands of small string
+ * pieces, which cost more than the formatting itself (measured: about 6 µs per request in the
+ * cache-hit path); records built into one batch of text at once are cheap to keep and write.
  */
 export function createAccessLog(destination: DestinationStream): AccessLog {
-  let pending = "";
+  let pending: AccessRecord[] = [];
   let timer: NodeJS.Timeout | undefined;
   const flush = () => {
     clearTimeout(timer);
     timer = undefined;
-    if (pending === "") return;
+    if (pending.length === 0) return;
     const batch = pending;
-    pending = "";
-    destination.write(batch);
+    pending = [];
+    let text = "";
+    for (const record of batch) text += accessLine(record);
+    destination.write(text);
   };
   return {
     write: (record) => {
-      pending += accessLine(record);
-      if (pending.length >= FLUSH_BYTES) flush();
+      pending.push(record);
+      if (pending.length >= FLUSH_RECORDS) flush();
       else if (timer === undefined) timer = setTimeout(flush, FLUSH_INTERVAL_MS).unref();
     },
     flush,
