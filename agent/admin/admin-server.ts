@@ -45,6 +45,8 @@ export interface AdminOptions {
   readonly logger: Logger;
   /** Largest request body accepted (a config), in bytes. */
   readonly bodyLimit?: number;
+  /** A managed agent's config comes from its distributor only: apply and rollback answer 409. */
+  readonly managed?: boolean;
 }
 
 export async function startAdminServer(target: AdminTarget, options: AdminOptions): Promise<FastifyInstance> {
@@ -79,7 +81,7 @@ export async function startAdminServer(target: AdminTarget, options: AdminOption
   await app.register(
     async (api) => {
       api.addHook("onRequest", async (req, reply) => authorize(req, reply, options.tokens));
-      registerApi(api, target);
+      registerApi(api, target, options.managed === true);
     },
     { prefix: "/api/v2" },
   );
@@ -111,11 +113,20 @@ function sameBytes(a: Buffer, b: Buffer): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** A managed agent serves what its distributor sends; a local change would be undone or fork the fleet. */
+function managedReply(reply: FastifyReply): FastifyReply {
+  return reply.code(409).send({
+    error: "managed_by_control_plane",
+    message:
+      "this agent's config comes from its control plane: publish a new bundle through the authority instead",
+  });
+}
+
 interface ConfigBody {
   readonly config?: unknown;
 }
 
-function registerApi(api: FastifyInstance, target: AdminTarget): void {
+function registerApi(api: FastifyInstance, target: AdminTarget, managed: boolean): void {
   const configOf = (req: FastifyRequest, reply: FastifyReply): unknown => {
     const body = req.body as ConfigBody | undefined;
     if (body?.config === undefined) {
@@ -142,6 +153,7 @@ function registerApi(api: FastifyInstance, target: AdminTarget): void {
   });
 
   api.post("/config/apply", async (req, reply) => {
+    if (managed) return managedReply(reply);
     const config = configOf(req, reply);
     if (config === undefined) return reply;
     const result = await target.apply(config, "admin api");
@@ -155,6 +167,7 @@ function registerApi(api: FastifyInstance, target: AdminTarget): void {
   });
 
   api.post("/config/rollback", async (req, reply) => {
+    if (managed) return managedReply(reply);
     const version = (req.body as { version?: unknown } | undefined)?.version;
     if (typeof version !== "string") {
       return reply.code(400).send({ error: "bad_request", message: 'the body must be {"version": "..."}' });

@@ -8,6 +8,8 @@ import type { FastifyInstance } from "fastify";
 import { diffConfigs, formatIssue, validateDynamicConfig } from "../../services/config/index.js";
 import type { Logger } from "../../services/telemetry/logger.js";
 import { type AdminApplyResult, type AdminTarget, startAdminServer } from "../admin/admin-server.js";
+import { createManagedControl, type ManagedControl } from "../control/managed-control.js";
+import { softwareVersion } from "../control/software-version.js";
 import { parseListenAddress } from "../listener/listener-manager.js";
 import { readConfigFile, watchConfigFile } from "./config-file.js";
 import type { ApplyResult, ConfigTarget } from "./config-target.js";
@@ -22,10 +24,18 @@ export async function runControl(
   logger: Logger,
   target: ConfigTarget,
 ): Promise<RunningAgent> {
+  const controlPlane = settings.staticConfig.control_plane;
   const file = settings.configFile;
-  if (!file) throw new Error("no config: pass --config FILE or set PROXY_CONFIG_FILE");
+  if (controlPlane && file)
+    throw new Error(
+      "control_plane is set, so the config comes from the distributors: drop --config / PROXY_CONFIG_FILE",
+    );
+  if (!controlPlane && !file)
+    throw new Error(
+      "no config: pass --config FILE, set PROXY_CONFIG_FILE, or set control_plane in the static config",
+    );
 
-  const reload = async (why: string): Promise<ApplyResult> => {
+  const reload = async (file: string, why: string): Promise<ApplyResult> => {
     const read = await readConfigFile(file);
     if (!read.ok) {
       logger.error(
@@ -43,12 +53,20 @@ export async function runControl(
     return result;
   };
 
-  const first = await reload("start");
-  if (first.status === "rejected")
-    throw new Error(`the config in ${file} cannot be served; see the errors above`);
-
-  const stopWatching = watchConfigFile(file, () => void reload("file changed"));
-  const onHangup = () => void reload("SIGHUP");
+  let managed: ManagedControl | undefined;
+  let stopWatching = () => {};
+  let onHangup = () => {};
+  if (controlPlane) {
+    managed = await createManagedControl(controlPlane, target, logger, await softwareVersion());
+    await managed.start();
+  } else if (file) {
+    const first = await reload(file, "start");
+    if (first.status === "rejected")
+      throw new Error(`the config in ${file} cannot be served; see the errors above`);
+    stopWatching = watchConfigFile(file, () => void reload(file, "file changed"));
+    onHangup = () => void reload(file, "SIGHUP");
+  }
+  // Also when managed: SIGHUP's default would end the process.
   process.on("SIGHUP", onHangup);
 
   let admin: FastifyInstance | undefined;
@@ -58,6 +76,7 @@ export async function runControl(
       tokens: settings.adminTokens,
       tls: settings.staticConfig.admin?.tls,
       logger,
+      managed: controlPlane !== undefined,
     });
     const bound = admin.server.address();
     const where =
@@ -72,6 +91,7 @@ export async function runControl(
     async stop() {
       stopWatching();
       process.off("SIGHUP", onHangup);
+      await managed?.stop();
       await target.shutdown(settings.drainDelayMs, settings.drainTimeoutMs);
       await admin?.close();
       metricsServer?.close();

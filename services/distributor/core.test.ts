@@ -1,0 +1,178 @@
+import { describe, expect, it } from "vitest";
+import { AgentState } from "../../proto/coherent/v1/authority.js";
+import type { Hello } from "../../proto/coherent/v1/distribution.js";
+import { cohortBucket } from "./cohort.js";
+import { DistributorCore } from "./core.js";
+import { MemoryFleetSource } from "./memory-fleet-source.js";
+import { fakeBundle, fleetState } from "./test-support.js";
+
+function setup(): { core: DistributorCore; source: MemoryFleetSource; clock: { ms: number } } {
+  const clock = { ms: 1_000 };
+  const source = new MemoryFleetSource();
+  source.putBundle(fakeBundle(1));
+  source.putBundle(fakeBundle(2));
+  source.putBundle(fakeBundle(3));
+  source.putState(fleetState({ stableVersion: 1 }));
+  const core = new DistributorCore({ source, distributorId: "dist-1", now: () => clock.ms });
+  return { core, source, clock };
+}
+
+function hello(agentId: string, fields: Partial<Hello> = {}): Hello {
+  return {
+    agentId,
+    fleet: "edge",
+    region: "eu-west",
+    labels: {},
+    currentVersion: 0,
+    currentContentSha256: "",
+    softwareVersion: "test",
+    ...fields,
+  };
+}
+
+describe("DistributorCore", () => {
+  it("wants the stable version pushed to a new agent", () => {
+    const { core } = setup();
+    const agent = core.hello(hello("a"));
+    expect(core.bundleToPush(agent)?.version).toBe(1);
+  });
+
+  it("pushes nothing to an agent already running the desired version with the same content", () => {
+    const { core } = setup();
+    const running = fakeBundle(1);
+    const agent = core.hello(hello("a", { currentVersion: 1, currentContentSha256: running.contentSha256 }));
+    expect(core.bundleToPush(agent)).toBeUndefined();
+    expect(agent.state).toBe(AgentState.AGENT_STATE_ACKED);
+  });
+
+  it("pushes again when the agent runs the desired version with other content", () => {
+    const { core } = setup();
+    const agent = core.hello(hello("a", { currentVersion: 1, currentContentSha256: "f".repeat(64) }));
+    expect(core.bundleToPush(agent)?.version).toBe(1);
+  });
+
+  it("does not push the same version twice while the first push is unanswered", () => {
+    const { core } = setup();
+    const agent = core.hello(hello("a"));
+    core.pushed(agent, 1, "n1");
+    expect(core.bundleToPush(agent)).toBeUndefined();
+    expect(agent.state).toBe(AgentState.AGENT_STATE_PENDING);
+  });
+
+  it("matches an Ack by nonce and measures the push-to-ack latency", () => {
+    const { core, clock } = setup();
+    const agent = core.hello(hello("a"));
+    core.pushed(agent, 1, "n1");
+    clock.ms += 250;
+    expect(core.ack(agent, { version: 1, nonce: "stale", contentSha256: "" })).toBeUndefined();
+    expect(core.ack(agent, { version: 1, nonce: "n1", contentSha256: fakeBundle(1).contentSha256 })).toEqual({
+      version: 1,
+      latencyMs: 250,
+    });
+    expect(agent.runningVersion).toBe(1);
+    expect(agent.state).toBe(AgentState.AGENT_STATE_ACKED);
+    expect(core.bundleToPush(agent)).toBeUndefined();
+  });
+
+  it("never re-pushes a NACKed version, even after a reconnect, but pushes a newer one", () => {
+    const { core, source } = setup();
+    let agent = core.hello(hello("a"));
+    core.pushed(agent, 1, "n1");
+    expect(
+      core.nack(agent, { version: 1, nonce: "n1", errors: [{ path: "routes[0]", message: "x", code: "c" }] }),
+    ).toBe(1);
+    expect(agent.state).toBe(AgentState.AGENT_STATE_NACKED);
+    expect(core.bundleToPush(agent)).toBeUndefined();
+    core.disconnected(agent);
+    agent = core.hello(hello("a"));
+    expect(core.bundleToPush(agent)).toBeUndefined();
+    source.putState(fleetState({ stableVersion: 2, generation: 2 }));
+    expect(core.bundleToPush(agent)?.version).toBe(2);
+  });
+
+  it("ignores a Nack whose nonce answers no pending push", () => {
+    const { core } = setup();
+    const agent = core.hello(hello("a"));
+    core.pushed(agent, 1, "n2");
+    expect(core.nack(agent, { version: 1, nonce: "n1", errors: [] })).toBeUndefined();
+    expect(agent.nacked.size).toBe(0);
+  });
+
+  it("sends the candidate to the agents whose bucket is in the stage, the stable to the rest", () => {
+    const { core, source } = setup();
+    const ids = Array.from({ length: 40 }, (_, i) => `agent-${i}`);
+    const agents = ids.map((id) => core.hello(hello(id)));
+    source.putState(
+      fleetState({
+        stableVersion: 1,
+        candidateVersion: 2,
+        rolloutId: "r1",
+        candidatePercent: 50,
+        generation: 2,
+      }),
+    );
+    for (const agent of agents) {
+      const expected = cohortBucket("r1", agent.agentId) < 5_000 ? 2 : 1;
+      expect(core.bundleToPush(agent)?.version).toBe(expected);
+    }
+    expect(new Set(agents.map((a) => core.bundleToPush(a)?.version))).toEqual(new Set([1, 2]));
+  });
+
+  it("pushes nothing when the desired bundle is not held yet", () => {
+    const { core, source } = setup();
+    source.putState(fleetState({ stableVersion: 9, generation: 2 }));
+    expect(core.bundleToPush(core.hello(hello("a")))).toBeUndefined();
+  });
+
+  it("lists each changed agent once per drain, connected or not", () => {
+    const { core } = setup();
+    const agent = core.hello(hello("a", { labels: { zone: "z1" } }));
+    core.pushed(agent, 1, "n1");
+    const [status, ...rest] = core.drainStatuses();
+    expect(rest).toEqual([]);
+    expect(status).toMatchObject({
+      agentId: "a",
+      distributorId: "dist-1",
+      desiredVersion: 1,
+      state: AgentState.AGENT_STATE_PENDING,
+      connected: true,
+      labels: { zone: "z1" },
+    });
+    expect(core.drainStatuses()).toEqual([]);
+    core.disconnected(agent);
+    expect(core.drainStatuses()).toMatchObject([{ agentId: "a", connected: false }]);
+    expect(core.connectedCount()).toBe(0);
+  });
+
+  it("reports every agent of a changed fleet again and yields only the connected ones", () => {
+    const { core, source } = setup();
+    const gone = core.hello(hello("gone"));
+    core.hello(hello("here"));
+    core.hello(hello("elsewhere", { fleet: "other" }));
+    core.disconnected(gone);
+    core.drainStatuses();
+    source.putState(fleetState({ stableVersion: 2, generation: 2 }));
+    expect([...core.fleetChanged("edge")].map((a) => a.agentId)).toEqual(["here"]);
+    expect(
+      core
+        .drainStatuses()
+        .map((s) => [s.agentId, s.desiredVersion])
+        .sort(),
+    ).toEqual([
+      ["gone", 2],
+      ["here", 2],
+    ]);
+  });
+
+  it("forgets agents gone longer than the prune horizon, keeps connected ones", () => {
+    const { core, clock } = setup();
+    const gone = core.hello(hello("gone"));
+    core.hello(hello("here"));
+    core.disconnected(gone);
+    core.drainStatuses();
+    clock.ms += 10_000;
+    core.prune(clock.ms - 5_000);
+    expect(core.get("gone")).toBeUndefined();
+    expect(core.get("here")).toBeDefined();
+  });
+});
