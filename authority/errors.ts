@@ -18,6 +18,8 @@ export const API_ERRORS = {
   fleet_exists: 409,
   /** The fleet kept changing while a submit was checked against its latest bundle. */
   conflict: 409,
+  /** A promote to a version below one the fleet's agents may run, which they would refuse. */
+  downgrade: 409,
   body_too_large: 413,
   unsupported_media_type: 415,
   /** The config was read but fails validation or governance; `errors` lists each with its path. */

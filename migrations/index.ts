@@ -6,7 +6,9 @@
  */
 import type { Migration } from "kysely";
 import * as initial from "./0001_initial.js";
+import * as fleetStates from "./0002_fleet_states.js";
 
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_initial": initial,
+  "0002_fleet_states": fleetStates,
 };

@@ -19,6 +19,7 @@ import { registerAuditRoutes } from "./audit-routes.js";
 import { bearerAuth } from "./auth.js";
 import { registerBundleRoutes } from "./bundle-routes.js";
 import { registerFleetRoutes } from "./fleet-routes.js";
+import { registerFleetStateRoutes } from "./fleet-state-routes.js";
 import { registerTokenRoutes } from "./token-routes.js";
 
 export interface ApiServerOptions {
@@ -70,6 +71,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
     async (api) => {
       api.addHook("onRequest", bearerAuth(options.store));
       registerFleetRoutes(api, options.store);
+      registerFleetStateRoutes(api, options.store);
       registerBundleRoutes(api, options.bundles, options.store);
       registerAuditRoutes(api, options.store);
       registerTokenRoutes(api, options.store);

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { sql } from "kysely";
 import pg from "pg";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { MIGRATIONS } from "../../migrations/index.js";
 import { type Database, type DatabaseOptions, migrateToLatest, openDatabase } from "./database.js";
 import { StoreError } from "./errors.js";
 import { AuthorityStore } from "./store.js";
@@ -68,7 +69,7 @@ describe("PGlite in a data directory", () => {
     const dataDir = join(dir, "nested", "pglite");
 
     const first = await openDatabase({ dataDir });
-    expect(await migrateToLatest(first.db)).toEqual({ applied: ["0001_initial"] });
+    expect(await migrateToLatest(first.db)).toEqual({ applied: Object.keys(MIGRATIONS) });
     await new AuthorityStore(first).createFleet({ name: "web" });
     await first.close();
     await first.close();
@@ -141,6 +142,7 @@ describe.skipIf(postgres?.skip ?? true)("Postgres", () => {
       "api_tokens",
       "audit_log",
       "bundles",
+      "fleet_states",
       "fleets",
       "health_samples",
       "kysely_migration",
@@ -193,6 +195,6 @@ describe.skipIf(postgres?.skip ?? true)("Postgres", () => {
     const schema = unique();
     const [a, b] = await Promise.all([open(schema), open(schema)]);
     const results = await Promise.all([migrateToLatest(a.db), migrateToLatest(b.db)]);
-    expect(results.flatMap((r) => r.applied)).toEqual(["0001_initial"]);
+    expect(results.flatMap((r) => r.applied)).toEqual(Object.keys(MIGRATIONS));
   });
 });

@@ -4,6 +4,15 @@ export const STORE_ERROR_CODES = [
   "fleet_exists",
   /** A bundle submitted for a fleet that was never created. */
   "unknown_fleet",
+  /** A fleet state naming a version the fleet does not have. */
+  "unknown_version",
+  /** A fleet state that is not consistent (see fleet-state.ts#inconsistency); nothing was written. */
+  "invalid_fleet_state",
+  /**
+   * A fleet state change that would hand some agents a version below one they may run, which
+   * they refuse: a rollback is the old content submitted again as a new version.
+   */
+  "downgrade",
   /** openDatabase options that cannot work (no url or data dir, a schema name that is not an identifier). */
   "invalid_options",
   /** A migration failed; `cause` holds the database error and nothing after it was applied. */

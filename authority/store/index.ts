@@ -9,11 +9,19 @@ export {
   openDatabase,
 } from "./database.js";
 export { STORE_ERROR_CODES, StoreError, type StoreErrorCode } from "./errors.js";
+export {
+  FLEET_STATE_CHANNEL,
+  type FleetStateChange,
+  type FleetStateChangedEvent,
+  type FleetStateFields,
+  type FleetStateResult,
+} from "./fleet-state.js";
 export type {
   AuditRow,
   BundleRow,
   BundleSummary,
   Fleet,
+  FleetState,
   SigningKeyRow,
   SigningKeyStatus,
   TokenRole,

@@ -5,6 +5,7 @@ import type {
   ApiTokensTable,
   AuditLogTable,
   BundlesTable,
+  FleetStatesTable,
   FleetsTable,
   SigningKeyStatus,
   SigningKeysTable,
@@ -17,6 +18,25 @@ export interface Fleet {
   readonly name: string;
   readonly description: string | null;
   readonly createdAt: Date;
+}
+
+/**
+ * Which versions a fleet runs (proto FleetState). Before the fleet's first bundle there is
+ * none: no stable version, generation 0.
+ */
+export interface FleetState {
+  readonly fleet: string;
+  /** What every agent outside the candidate cohort runs. */
+  readonly stableVersion: number | null;
+  /** What the rollout in progress tests; null when there is none. */
+  readonly candidateVersion: number | null;
+  /** Salts the cohort buckets; set exactly when candidateVersion is. */
+  readonly rolloutId: string | null;
+  /** 0..100: the share of the fleet's agents on the candidate; 0 without one. */
+  readonly candidatePercent: number;
+  /** Goes up by one with every change; distributors ignore a state not above the one they hold. */
+  readonly generation: number;
+  readonly updatedAt: Date | null;
 }
 
 /** A bundle without its content: what a listing shows. */
@@ -62,6 +82,18 @@ export interface SigningKeyRow {
 
 export function toFleet(row: Selectable<FleetsTable>): Fleet {
   return { name: row.name, description: row.description, createdAt: row.created_at };
+}
+
+export function toFleetState(row: Selectable<FleetStatesTable>): FleetState {
+  return {
+    fleet: row.fleet,
+    stableVersion: row.stable_version,
+    candidateVersion: row.candidate_version,
+    rolloutId: row.rollout_id,
+    candidatePercent: row.candidate_percent,
+    generation: Number(row.generation),
+    updatedAt: row.updated_at,
+  };
 }
 
 export const BUNDLE_SUMMARY_COLUMNS = [

@@ -68,8 +68,8 @@ for (const target of TEST_TARGETS) {
     });
 
     describe("migrations", () => {
-      it("applied 0001_initial to the empty database and apply nothing the second time", async () => {
-        expect(test.migrated).toEqual(["0001_initial"]);
+      it("applied every migration in order to the empty database and apply nothing the second time", async () => {
+        expect(test.migrated).toEqual(["0001_initial", "0002_fleet_states"]);
         expect(await migrateToLatest(test.database.db)).toEqual({ applied: [] });
       });
     });
@@ -200,10 +200,11 @@ for (const target of TEST_TARGETS) {
           }),
         ).rejects.toThrow("boom");
 
+        // The first bundle also becomes the fleet's stable version, audited right after it.
         const entries = await store.listAudit();
-        expect(entries).toHaveLength(1);
-        expect(entries[0]).toMatchObject({ seq: 1, ...audit });
-        expect(await store.verifyAudit()).toEqual({ ok: true, entries: 1 });
+        expect(entries.map((e) => e.action)).toEqual(["fleet.state", "bundle.submit"]);
+        expect(entries[1]).toMatchObject({ seq: 1, ...audit });
+        expect(await store.verifyAudit()).toEqual({ ok: true, entries: 2 });
       });
 
       it("announce each created bundle after commit, and nothing for unchanged or failed submits", async () => {

@@ -6,18 +6,39 @@
  *
  * Bundles and audit entries are only ever inserted; this class has no path that updates or
  * deletes them.
+ *
+ * A submit stores a bundle; what agents run changes only through the fleet's state (stable and
+ * candidate versions), and every change of a state — the first bundle making itself stable, a
+ * promote, setFleetState — happens under the same fleet lock as submits, raises its generation
+ * by one, is audited and announced on FLEET_STATE_CHANNEL in its transaction.
  */
 import { randomUUID } from "node:crypto";
-import { sql, type Transaction } from "kysely";
+import { type Kysely, sql, type Transaction } from "kysely";
 import { auditEntryHash, chainBreak, GENESIS_HASH, jsonDetails } from "./audit-chain.js";
 import type { Database } from "./database.js";
 import { StoreError } from "./errors.js";
+import {
+  applyChange,
+  downgrade,
+  emptyFleetState,
+  FLEET_STATE_CHANNEL,
+  type FleetStateChange,
+  type FleetStateChangedEvent,
+  type FleetStateFields,
+  type FleetStateResult,
+  inconsistency,
+  parseFleetStateEvent,
+  promoted,
+  sameFields,
+  stateDetails,
+} from "./fleet-state.js";
 import {
   type AuditRow,
   BUNDLE_SUMMARY_COLUMNS,
   type BundleRow,
   type BundleSummary,
   type Fleet,
+  type FleetState,
   type SigningKeyRow,
   type SigningKeyStatus,
   TOKEN_COLUMNS,
@@ -27,10 +48,13 @@ import {
   toBundleRow,
   toBundleSummary,
   toFleet,
+  toFleetState,
   toSigningKeyRow,
   toTokenRow,
 } from "./rows.js";
 import type { Tables } from "./tables.js";
+
+type Executor = Kysely<Tables>;
 
 /** The NOTIFY channel of bundle creation; payload `{"fleet":…,"version":…}`. */
 export const BUNDLE_CHANNEL = "coherent_bundles";
@@ -135,14 +159,7 @@ export class AuthorityStore {
    */
   submitBundle(fleet: string, contentSha256: string, build: BundleBuilder): Promise<SubmitResult> {
     return this.#db.transaction().execute(async (trx): Promise<SubmitResult> => {
-      // NO KEY UPDATE: serializes submits without blocking inserts that merely reference the fleet.
-      const locked = await trx
-        .selectFrom("fleets")
-        .select("name")
-        .where("name", "=", fleet)
-        .forNoKeyUpdate()
-        .executeTakeFirst();
-      if (!locked) throw new StoreError("unknown_fleet", `unknown fleet "${fleet}"`);
+      await lockFleet(trx, fleet);
       const latest = await trx
         .selectFrom("bundles")
         .select(["version", "content_sha256"])
@@ -193,6 +210,16 @@ export class AuthorityStore {
       if (built.audit) await this.#appendAudit(trx, built.audit);
       const event: BundleCreatedEvent = { fleet, version };
       await this.#database.notify(BUNDLE_CHANNEL, JSON.stringify(event), trx);
+      if (parent === null) {
+        // Announced after the bundle: a state is never heard of before the bundle it names.
+        const current = emptyFleetState(fleet);
+        await this.#transition(trx, current, promoted(version), (state) => ({
+          actor: built.audit?.actor ?? built.createdBy,
+          action: "fleet.state",
+          target: `fleet:${fleet}`,
+          details: stateChangeDetails(current, state, "first_bundle"),
+        }));
+      }
       return { status: "created", bundle };
     });
   }
@@ -232,6 +259,60 @@ export class AuthorityStore {
     if (page.beforeVersion !== undefined) query = query.where("version", "<", page.beforeVersion);
     const rows = await query.execute();
     return rows.map(toBundleSummary);
+  }
+
+  /** The fleet's state (generation 0 before its first bundle); undefined for an unknown fleet. */
+  async getFleetState(fleet: string): Promise<FleetState | undefined> {
+    if (!(await this.getFleet(fleet))) return undefined;
+    return readFleetState(this.#db, fleet);
+  }
+
+  /**
+   * Changes a fleet's state as the rollout controller does, audited as `fleet.state` with the
+   * state before and after. Throws StoreError "unknown_fleet", "unknown_version",
+   * "invalid_fleet_state" or "downgrade"; a change that changes nothing writes nothing.
+   */
+  setFleetState(fleet: string, change: FleetStateChange, actor: string): Promise<FleetStateResult> {
+    return this.#db.transaction().execute(async (trx) => {
+      await lockFleet(trx, fleet);
+      const current = await readFleetState(trx, fleet);
+      return this.#transition(trx, current, applyChange(current, change), (state) => ({
+        actor,
+        action: "fleet.state",
+        target: `fleet:${fleet}`,
+        details: stateChangeDetails(current, state),
+      }));
+    });
+  }
+
+  /**
+   * The emergency path: `version` becomes the stable version at once, for every agent. It ends
+   * any rollout in progress (candidate, rollout id and percent cleared, named in the audit
+   * entry's `ended_rollout`), since a rollout staged against the old stable version no longer
+   * means what it did. Audited as `fleet.promote` with `{from, to}` stable versions. Throws
+   * StoreError "unknown_fleet", "unknown_version" or "downgrade" (below a version agents may run).
+   */
+  promoteStable(fleet: string, version: number, actor: string): Promise<FleetStateResult> {
+    return this.#db.transaction().execute(async (trx) => {
+      await lockFleet(trx, fleet);
+      const current = await readFleetState(trx, fleet);
+      const ended =
+        current.rolloutId === null
+          ? {}
+          : {
+              ended_rollout: {
+                rollout_id: current.rolloutId,
+                candidate_version: current.candidateVersion,
+                candidate_percent: current.candidatePercent,
+              },
+            };
+      return this.#transition(trx, current, promoted(version), (state) => ({
+        actor,
+        action: "fleet.promote",
+        target: `fleet:${fleet}`,
+        details: { from: current.stableVersion, to: version, generation: state.generation, ...ended },
+      }));
+    });
   }
 
   /**
@@ -396,6 +477,69 @@ export class AuthorityStore {
     });
   }
 
+  /**
+   * Calls `fn` for every fleet state change made by any process on this database, once its
+   * transaction has committed: a hint to read the state, which may have moved on since.
+   * Resolves once subscribed; the result unsubscribes.
+   */
+  onFleetStateChanged(fn: (event: FleetStateChangedEvent) => void): Promise<() => Promise<void>> {
+    return this.#database.listen(FLEET_STATE_CHANNEL, (payload) => {
+      const event = parseFleetStateEvent(payload);
+      if (event) fn(event);
+    });
+  }
+
+  /**
+   * Stores `next` as the fleet's state after `current`, which the caller read holding the fleet's
+   * lock, with its audit entry and its announcement — or refuses it, or writes nothing when it
+   * equals `current`.
+   */
+  async #transition(
+    trx: Transaction<Tables>,
+    current: FleetState,
+    next: FleetStateFields,
+    audit: (state: FleetState) => AuditInput,
+  ): Promise<FleetStateResult> {
+    const { fleet } = current;
+    const problem = inconsistency(next);
+    // The second test only narrows the type: inconsistency() refuses a missing stable version.
+    if (problem !== undefined || next.stableVersion === null) {
+      throw new StoreError("invalid_fleet_state", `fleet "${fleet}": ${problem ?? "no stable version"}`);
+    }
+    for (const version of [next.stableVersion, next.candidateVersion]) {
+      if (version !== null && !(await bundleExists(trx, fleet, version))) {
+        throw new StoreError("unknown_version", `fleet "${fleet}" has no version ${version}`);
+      }
+    }
+    const backwards = downgrade(current, next);
+    if (backwards !== undefined) {
+      throw new StoreError(
+        "downgrade",
+        `fleet "${fleet}": ${backwards}, and agents refuse an older version: submit that config again (it becomes a new version) and use the new version`,
+      );
+    }
+    if (sameFields(current, next)) return { status: "unchanged", state: current };
+    const updatedAt = this.#date();
+    const state: FleetState = { ...current, ...next, generation: current.generation + 1, updatedAt };
+    const columns = {
+      stable_version: next.stableVersion,
+      candidate_version: next.candidateVersion,
+      rollout_id: next.rolloutId,
+      candidate_percent: next.candidatePercent,
+      generation: state.generation,
+      updated_at: updatedAt,
+    };
+    await trx
+      .insertInto("fleet_states")
+      .values({ fleet, ...columns })
+      .onConflict((conflict) => conflict.column("fleet").doUpdateSet(columns))
+      .execute();
+    await this.#appendAudit(trx, audit(state));
+    const event: FleetStateChangedEvent = { fleet, generation: state.generation };
+    await this.#database.notify(FLEET_STATE_CHANNEL, JSON.stringify(event), trx);
+    return { status: "changed", state };
+  }
+
   async #appendAudit(trx: Transaction<Tables>, input: AuditInput): Promise<AuditRow> {
     // Readers go on; other appenders, in any process, wait until this transaction ends, so
     // the head read below is still the head when the entry is inserted.
@@ -435,6 +579,53 @@ export class AuthorityStore {
   #date(): Date {
     return new Date(this.#now());
   }
+}
+
+/**
+ * Takes the fleet row's lock for the rest of the transaction: submits and state changes of one
+ * fleet, from any process, run one at a time. NO KEY UPDATE: it does not block inserts that
+ * merely reference the fleet. Throws StoreError "unknown_fleet".
+ */
+async function lockFleet(trx: Transaction<Tables>, fleet: string): Promise<void> {
+  const locked = await trx
+    .selectFrom("fleets")
+    .select("name")
+    .where("name", "=", fleet)
+    .forNoKeyUpdate()
+    .executeTakeFirst();
+  if (!locked) throw new StoreError("unknown_fleet", `unknown fleet "${fleet}"`);
+}
+
+async function readFleetState(executor: Executor, fleet: string): Promise<FleetState> {
+  const row = await executor
+    .selectFrom("fleet_states")
+    .selectAll()
+    .where("fleet", "=", fleet)
+    .executeTakeFirst();
+  return row ? toFleetState(row) : emptyFleetState(fleet);
+}
+
+async function bundleExists(executor: Executor, fleet: string, version: number): Promise<boolean> {
+  const row = await executor
+    .selectFrom("bundles")
+    .select("version")
+    .where("fleet", "=", fleet)
+    .where("version", "=", version)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+function stateChangeDetails(
+  before: FleetState,
+  after: FleetState,
+  cause?: "first_bundle",
+): Record<string, unknown> {
+  return {
+    generation: after.generation,
+    from: stateDetails(before),
+    to: stateDetails(after),
+    ...(cause === undefined ? {} : { cause }),
+  };
 }
 
 function clampLimit(limit: number | undefined, fallback: number): number {

@@ -32,6 +32,17 @@ export interface BundlesTable {
   rollback_of: number | null;
 }
 
+/** A fleet's row exists once it has a stable version; see migrations/0002_fleet_states.ts. */
+export interface FleetStatesTable {
+  fleet: string;
+  stable_version: number;
+  candidate_version: number | null;
+  rollout_id: string | null;
+  candidate_percent: number;
+  generation: Int8;
+  updated_at: Timestamp;
+}
+
 export interface RolloutsTable {
   id: string;
   fleet: string;
@@ -97,6 +108,7 @@ export interface SigningKeysTable {
 export interface Tables {
   fleets: FleetsTable;
   bundles: BundlesTable;
+  fleet_states: FleetStatesTable;
   rollouts: RolloutsTable;
   agents: AgentsTable;
   health_samples: HealthSamplesTable;

@@ -1,11 +1,15 @@
-/** `coherentctl fleet create|list`: the fleets bundles are submitted to (creating one needs an admin token). */
+/**
+ * `coherentctl fleet create|list|state|promote`: the fleets bundles are submitted to, and which
+ * versions they run. Creating a fleet and promoting a version need an admin token.
+ */
 import type { Command } from "commander";
 import { withClient } from "../client.js";
 import { ExitCode } from "../exit-codes.js";
 import { createOutput, outputOption } from "../output.js";
-import { formatTable } from "../table.js";
-import { type RemoteOptions, shortTime } from "./options.js";
-import { runAction } from "./run.js";
+import { formatFields, formatTable } from "../table.js";
+import { confirm } from "./confirm.js";
+import { positiveInteger, type RemoteOptions, shortTime } from "./options.js";
+import { CliError, runAction } from "./run.js";
 
 interface FleetAnswer {
   readonly name: string;
@@ -13,8 +17,24 @@ interface FleetAnswer {
   readonly created_at: string;
 }
 
+interface FleetStateAnswer {
+  readonly fleet: string;
+  readonly stable_version: number | null;
+  readonly candidate_version: number | null;
+  readonly rollout_id: string | null;
+  readonly candidate_percent: number;
+  readonly generation: number;
+  readonly updated_at: string | null;
+}
+
+interface PromoteAnswer extends FleetStateAnswer {
+  readonly changed: boolean;
+}
+
 export function registerFleetCommands(program: Command, exit: (code: ExitCode) => void): void {
-  const fleet = program.command("fleet").description("create and list fleets");
+  const fleet = program
+    .command("fleet")
+    .description("create and list fleets, show and set the versions they run");
 
   fleet
     .command("create")
@@ -62,4 +82,65 @@ export function registerFleetCommands(program: Command, exit: (code: ExitCode) =
         return ExitCode.Ok;
       }),
     );
+
+  fleet
+    .command("state")
+    .description("show which versions a fleet runs: its stable version and a rollout's candidate")
+    .argument("<fleet>", "the fleet")
+    .addOption(outputOption())
+    .action(
+      runAction("coherentctl", exit, async (name: string, _options: unknown, command: Command) => {
+        const options = command.optsWithGlobals<RemoteOptions>();
+        const { body } = await withClient(options, (client) =>
+          client.request<FleetStateAnswer>("GET", `/fleets/${encodeURIComponent(name)}/state`),
+        );
+        createOutput(options.output).result(body, () => formatState(body));
+        return ExitCode.Ok;
+      }),
+    );
+
+  fleet
+    .command("promote")
+    .description(
+      "make a version the fleet's stable version at once, ending any rollout (admin; the emergency path)",
+    )
+    .argument("<fleet>", "the fleet")
+    .argument("<version>", "the version every agent should run", positiveInteger)
+    .option("-y, --yes", "do not ask for confirmation (needed when stdin is not a terminal)")
+    .addOption(outputOption())
+    .action(
+      runAction(
+        "coherentctl",
+        exit,
+        async (name: string, version: number, _options: unknown, command: Command) => {
+          const options = command.optsWithGlobals<RemoteOptions & { yes?: boolean }>();
+          if (!options.yes && !(await confirm(`promote ${name} to v${version} as its stable version?`))) {
+            throw new CliError(`not promoted: fleet ${name} is unchanged`);
+          }
+          const { body } = await withClient(options, (client) =>
+            client.request<PromoteAnswer>("POST", `/fleets/${encodeURIComponent(name)}/promote`, {
+              body: { version },
+            }),
+          );
+          createOutput(options.output).result(body, () =>
+            body.changed
+              ? `fleet ${name}: version ${version} is now the stable version (generation ${body.generation})`
+              : `fleet ${name}: version ${version} is already the stable version; nothing changed`,
+          );
+          return ExitCode.Ok;
+        },
+      ),
+    );
+}
+
+function formatState(state: FleetStateAnswer): string {
+  return formatFields([
+    ["fleet", state.fleet],
+    ["stable version", state.stable_version ?? "none yet (no bundle submitted)"],
+    ["candidate version", state.candidate_version],
+    ["rollout", state.rollout_id],
+    ["candidate percent", state.candidate_version === null ? null : `${state.candidate_percent}%`],
+    ["generation", state.generation],
+    ["updated", state.updated_at === null ? null : shortTime(state.updated_at)],
+  ]);
 }
