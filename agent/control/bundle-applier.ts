@@ -110,7 +110,7 @@ export class BundleApplier {
   async #serve(payload: BundlePayload, jws: string, source: string): Promise<ConfigError[] | undefined> {
     const validated = validateDynamicConfig(payload.config);
     if (!validated.ok) return validated.errors.map(configErrorOf);
-    const result = await this.#options.target.applyValidated(validated.value, source);
+    const result = await this.#options.target.applyValidated(validated.value, source, payload.version);
     if (result.status === "rejected") return result.errors.map(configErrorOf);
     this.#current = { version: payload.version, contentSha256: payload.content_sha256, jws };
     await this.#persist(jws);

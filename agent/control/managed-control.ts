@@ -259,6 +259,9 @@ export async function createManagedControl(
   return new ManagedControl({
     settings,
     target,
+    // The agent's own recorder, which its engine feeds; a cluster's primary has none yet, so
+    // its reports carry no traffic until workers send their counts up.
+    ...(target.health ? { health: target.health } : {}),
     keyring: await keyringFrom(settings.trusted_keys),
     logger: logger.child({ component: "control" }),
     softwareVersion,

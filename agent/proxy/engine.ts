@@ -22,6 +22,7 @@ import type { TLSSocket } from "node:tls";
 import type { CacheRequest } from "../cache/cache-request.js";
 import { servedHeaders } from "../cache/cached-response.js";
 import type { Capture } from "../cache/capture.js";
+import type { HealthRecorder } from "../control/health-recorder.js";
 import { type ErrorAnswer, ProxyError, type ProxyErrorKind } from "../errors.js";
 import { applyHeaderEdits } from "../middleware/header-edits.js";
 import type { MiddlewareContext, Rejection } from "../middleware/middleware.js";
@@ -52,6 +53,8 @@ export interface EngineDeps {
   /** Every request is access-logged; otherwise only routes whose chain has an access_log stage. */
   readonly accessLogAll: boolean;
   readonly tracing: Tracing;
+  /** Counts every finished request under its snapshot's bundle version (managed agents). */
+  readonly health?: HealthRecorder;
   /** Called when the proxy's own code fails; the request is answered 502 all the same. */
   readonly onInternalError: (error: unknown) => void;
 }
@@ -352,6 +355,11 @@ class RequestRun {
   #record(outcome: ExchangeOutcome, bytesIn: number): void {
     const route = this.#route;
     const target = this.#target;
+    this.deps.health?.record(
+      this.#snapshot?.bundleVersion ?? 0,
+      outcome.status,
+      performance.now() - this.started,
+    );
     this.#capture?.abort();
     if (route) {
       const failed = isUpstreamFailure(outcome);

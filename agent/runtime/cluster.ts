@@ -24,7 +24,7 @@ import type { Settings } from "./settings.js";
 export const WORKER_ENV = "COHERENT_AGENT_WORKER";
 
 type Request =
-  | { type: "apply"; config: DynamicConfig; source: string; sequence: number }
+  | { type: "apply"; config: DynamicConfig; source: string; sequence: number; bundleVersion: number }
   | { type: "scrape" }
   | { type: "listeners" }
   | { type: "state" }
@@ -41,6 +41,8 @@ export class ClusterPrimary implements ConfigTarget {
   #queue: Promise<unknown> = Promise.resolve();
   #nextId = 0;
   #stopping = false;
+  /** The bundle version of the config the workers run, for a replaced worker. */
+  #bundleVersion = 0;
 
   constructor(
     private readonly count: number,
@@ -64,8 +66,8 @@ export class ClusterPrimary implements ConfigTarget {
     this.#metrics.configReloads.labels("rejected").inc();
   }
 
-  applyValidated(config: DynamicConfig, source: string): Promise<ApplyResult> {
-    const run = this.#queue.then(() => this.#apply(config, source));
+  applyValidated(config: DynamicConfig, source: string, bundleVersion = 0): Promise<ApplyResult> {
+    const run = this.#queue.then(() => this.#apply(config, source, bundleVersion));
     this.#queue = run.catch(() => undefined);
     return run;
   }
@@ -103,7 +105,7 @@ export class ClusterPrimary implements ConfigTarget {
     await Promise.all(exits);
   }
 
-  async #apply(config: DynamicConfig, source: string): Promise<ApplyResult> {
+  async #apply(config: DynamicConfig, source: string, bundleVersion: number): Promise<ApplyResult> {
     const current = this.#history.latest;
     const hash = contentHash(config);
     if (current?.contentHash === hash) {
@@ -111,10 +113,11 @@ export class ClusterPrimary implements ConfigTarget {
       return { status: "unchanged", version: current.version };
     }
     const sequence = this.#history.nextSequence();
-    const results = await this.#applyEverywhere(config, source, sequence);
+    const results = await this.#applyEverywhere(config, source, sequence, bundleVersion);
     const rejected = results.find((r) => r.status === "rejected");
     if (!rejected) {
       this.#history.record(sequence, hash, config, source);
+      this.#bundleVersion = bundleVersion;
       this.#metrics.configReloads.labels("applied").inc();
       return results.find((r) => r.status === "applied") ?? (results[0] as ApplyResult);
     }
@@ -123,16 +126,27 @@ export class ClusterPrimary implements ConfigTarget {
     // anyway, the last good config goes out again, as a new version.
     if (current && results.some((r) => r.status === "applied")) {
       const again = this.#history.nextSequence();
-      await this.#applyEverywhere(current.config, `revert after a refused change (${source})`, again);
+      await this.#applyEverywhere(
+        current.config,
+        `revert after a refused change (${source})`,
+        again,
+        this.#bundleVersion,
+      );
       this.#history.record(again, current.contentHash, current.config, "revert");
     }
     return rejected;
   }
 
-  #applyEverywhere(config: DynamicConfig, source: string, sequence: number): Promise<ApplyResult[]> {
+  #applyEverywhere(
+    config: DynamicConfig,
+    source: string,
+    sequence: number,
+    bundleVersion: number,
+  ): Promise<ApplyResult[]> {
     return Promise.all(
       [...this.#workers].map(
-        (w) => this.#ask(w, { type: "apply", config, source, sequence }) as Promise<ApplyResult>,
+        (w) =>
+          this.#ask(w, { type: "apply", config, source, sequence, bundleVersion }) as Promise<ApplyResult>,
       ),
     );
   }
@@ -168,6 +182,7 @@ export class ClusterPrimary implements ConfigTarget {
         config: current.config,
         source: "worker restart",
         sequence: current.sequence,
+        bundleVersion: this.#bundleVersion,
       });
     }
   }
@@ -197,7 +212,7 @@ export function runWorker(settings: Settings, logger: Logger, accessLog: AccessL
     switch (message.type) {
       case "apply":
         void agent
-          .applyValidated(message.config, message.source, message.sequence)
+          .applyValidated(message.config, message.source, message.bundleVersion, message.sequence)
           .then((r) => reply(message.id, r));
         break;
       case "scrape":

@@ -4,6 +4,7 @@
  * same way and keep the same history, so the admin API cannot tell them apart.
  */
 import type { ConfigChange, ConfigIssue, DynamicConfig } from "../../services/config/index.js";
+import type { HealthRecorder } from "../control/health-recorder.js";
 import type { BoundListener } from "../listener/listener-manager.js";
 import type { HistoryEntry } from "../snapshot/config-history.js";
 import type { RuntimeState } from "./runtime-state.js";
@@ -18,8 +19,13 @@ export interface ConfigTarget {
   readonly ready: boolean;
   /** The config serving now. */
   current(): HistoryEntry | undefined;
-  /** Applies a validated (canonical) config; changes run one at a time, in order. */
-  applyValidated(config: DynamicConfig, source: string): Promise<ApplyResult>;
+  /**
+   * Applies a validated (canonical) config; changes run one at a time, in order.
+   * `bundleVersion`: the signed bundle it came from, which health reports are counted under.
+   */
+  applyValidated(config: DynamicConfig, source: string, bundleVersion?: number): Promise<ApplyResult>;
+  /** Requests per bundle version, for the control plane's health reports; none for a cluster's primary. */
+  readonly health?: HealthRecorder;
   /** Re-applies an earlier version's config as a new version; undefined for an unknown one. */
   rollback(version: string): Promise<ApplyResult> | undefined;
   /** Counts a config refused before it reached the target (unreadable or invalid file). */

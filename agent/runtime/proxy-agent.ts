@@ -13,6 +13,7 @@ import {
   type StaticConfig,
 } from "../../services/config/index.js";
 import type { Logger } from "../../services/telemetry/logger.js";
+import { HealthRecorder } from "../control/health-recorder.js";
 import { LISTENER_DEFAULTS, ListenerError, ListenerManager } from "../listener/listener-manager.js";
 import { loadTlsMaterial } from "../listener/tls-material.js";
 import { ChainCompileError } from "../middleware/chain.js";
@@ -57,6 +58,7 @@ export function agentOptions(settings: Settings, logger: Logger, accessLog: Acce
 export class ProxyAgent implements ConfigTarget {
   readonly metrics = new AgentMetrics();
   readonly snapshots = new SnapshotStore();
+  readonly health = new HealthRecorder(Date.now);
   readonly #registries: AgentRegistries;
   readonly #tracing: Tracing;
   readonly #listeners: ListenerManager;
@@ -89,6 +91,7 @@ export class ProxyAgent implements ConfigTarget {
       snapshots: this.snapshots,
       accessLog: this.#accessLog,
       accessLogAll: options.accessLogAll ?? true,
+      health: this.health,
       tracing: this.#tracing,
       onInternalError: (error) => this.#logger.error({ err: error }, "request handling failed"),
     });
@@ -139,8 +142,13 @@ export class ProxyAgent implements ConfigTarget {
    * Applies a config already validated (canonical). A cluster's primary passes the sequence
    * it numbered the config with; alone, the agent numbers it itself.
    */
-  applyValidated(config: DynamicConfig, source: string, sequence?: number): Promise<ApplyResult> {
-    const run = this.#queue.then(() => this.#transaction(config, source, sequence));
+  applyValidated(
+    config: DynamicConfig,
+    source: string,
+    bundleVersion?: number,
+    sequence?: number,
+  ): Promise<ApplyResult> {
+    const run = this.#queue.then(() => this.#transaction(config, source, sequence, bundleVersion ?? 0));
     this.#queue = run.catch(() => undefined);
     return run;
   }
@@ -150,7 +158,12 @@ export class ProxyAgent implements ConfigTarget {
     return entry ? this.applyValidated(entry.config, `rollback to ${version}`) : undefined;
   }
 
-  async #transaction(config: DynamicConfig, source: string, sequence?: number): Promise<ApplyResult> {
+  async #transaction(
+    config: DynamicConfig,
+    source: string,
+    sequence: number | undefined,
+    bundleVersion: number,
+  ): Promise<ApplyResult> {
     const previous = this.snapshots.current;
     const plan = planSnapshot(config);
     if (previous && previous.contentHash === plan.contentHash) {
@@ -184,7 +197,12 @@ export class ProxyAgent implements ConfigTarget {
     }
     let snapshot: Snapshot;
     try {
-      snapshot = bindSnapshot(plan, sequence ?? this.snapshots.history.nextSequence(), this.#registries);
+      snapshot = bindSnapshot(
+        plan,
+        sequence ?? this.snapshots.history.nextSequence(),
+        this.#registries,
+        bundleVersion,
+      );
     } catch (error) {
       const path =
         error instanceof ChainCompileError ? `middleware.${error.chain}.stages[${error.stage}]` : "pools";

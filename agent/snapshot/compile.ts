@@ -155,7 +155,12 @@ export interface Registries {
  * compile here, once per snapshot, because their stages take state from registries (rate
  * limits, key sets, plugins). Throws ChainCompileError for a chain that cannot compile.
  */
-export function bindSnapshot(plan: SnapshotPlan, sequence: number, registries: Registries): Snapshot {
+export function bindSnapshot(
+  plan: SnapshotPlan,
+  sequence: number,
+  registries: Registries,
+  bundleVersion = 0,
+): Snapshot {
   const pools: ReadonlyMap<string, PoolRuntime> = registries.upstreams.prepare(plan.pools);
   const plugins = registries.plugins.pluginsFor(plan.config.plugins);
   const policies = new Map((plan.config.policies ?? []).map((p) => [p.id, p]));
@@ -196,6 +201,7 @@ export function bindSnapshot(plan: SnapshotPlan, sequence: number, registries: R
   return {
     version: versionOf(sequence, plan.contentHash),
     sequence,
+    bundleVersion,
     contentHash: plan.contentHash,
     config: plan.config,
     router: plan.router,

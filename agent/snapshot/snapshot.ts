@@ -66,6 +66,8 @@ export interface Snapshot {
   /** `<sequence>-<first 12 hex of the content hash>`: ordered, and names the content. */
   readonly version: string;
   readonly sequence: number;
+  /** The signed bundle this config came from; 0 for a file or an admin apply. */
+  readonly bundleVersion: number;
   readonly contentHash: string;
   readonly config: DynamicConfig;
   readonly router: Router;
