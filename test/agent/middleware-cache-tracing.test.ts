@@ -15,7 +15,7 @@ import {
 } from "../../agent/middleware/test-support.js";
 import { type FilterServer, startFilterServer } from "../../deploy/examples/filter-server.js";
 import { type AgentProcess, startAgent } from "../support/agent-process.js";
-import { request } from "../support/http.js";
+import { request, wsHandshake } from "../support/http.js";
 import { type EchoBody, startUpstream, type Upstream } from "../support/upstream.js";
 
 const LISTENER = "127.0.0.1:0";
@@ -193,6 +193,22 @@ describe("middleware chains", () => {
     expect(refused.status).toBe(401);
     expect(refused.headers["www-authenticate"]).toMatch(/error="invalid_token"/);
     await refused.drain();
+  });
+
+  it("runs the chain on WebSocket upgrades too: no token, no tunnel", async () => {
+    up.setBehaviour({ websocket: true });
+    const port = Number(new URL(base).port);
+    const refused = await wsHandshake(port, "/secure/ws", { "x-client": "ws" });
+    refused.socket.destroy();
+    expect(refused.status).toBe(401);
+    const token = await sign(key, { iss: "https://issuer.test", aud: "api", sub: "erin" }, Date.now());
+    const accepted = await wsHandshake(port, "/secure/ws", {
+      authorization: `Bearer ${token}`,
+      "x-client": "ws",
+    });
+    accepted.socket.destroy();
+    expect(accepted.status).toBe(101);
+    up.setBehaviour({});
   });
 
   it("rate-limits per client key in the chain with 429 and Retry-After", async () => {
