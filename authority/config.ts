@@ -15,6 +15,7 @@ export interface AuthorityFlags {
   /** The authority's config file (YAML or JSON). */
   readonly config?: string;
   readonly listen?: string;
+  readonly feedListen?: string;
   readonly databaseUrl?: string;
   readonly dataDir?: string;
   readonly signingKeyFile?: string;
@@ -34,6 +35,11 @@ export interface AuthoritySettings {
   readonly dataDir: string;
   /** host:port; port 0 picks a free port. */
   readonly listen: string;
+  /**
+   * host:port of the AuthorityFeed gRPC service distributors subscribe to (insecure for now);
+   * port 0 picks a free port. Undefined: not served, for in-process callers that need no feed.
+   */
+  readonly feedListen?: string;
   /** Undefined: the dev default, a key pair under `dataDir`/keys (embedded database only). */
   readonly signingKey: KeySource | undefined;
   /** Public key PEM files trusted besides the signing key's, e.g. the previous key after a rotation. */
@@ -45,6 +51,7 @@ export interface AuthoritySettings {
 }
 
 export const DEFAULT_LISTEN = "127.0.0.1:7400";
+export const DEFAULT_FEED_LISTEN = "127.0.0.1:7401";
 export const DEFAULT_DATA_DIR = ".coherent";
 export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
 
@@ -64,6 +71,7 @@ const GovernanceFileSchema = z.strictObject({
 
 const FileSchema = z.strictObject({
   listen: listenAddress().optional(),
+  feed_listen: listenAddress().optional(),
   database_url: z.string().min(1).optional(),
   database_schema: z.string().min(1).optional(),
   data_dir: z.string().min(1).optional(),
@@ -87,6 +95,8 @@ export async function resolveAuthoritySettings(
   const schema = env.COHERENT_DATABASE_SCHEMA ?? file.database_schema;
   const listen = flags.listen ?? env.COHERENT_LISTEN ?? file.listen ?? DEFAULT_LISTEN;
   checkValue("listen address", listenAddress(), listen);
+  const feedListen = flags.feedListen ?? env.COHERENT_FEED_LISTEN ?? file.feed_listen ?? DEFAULT_FEED_LISTEN;
+  checkValue("feed listen address", listenAddress(), feedListen);
   const bodyLimit = env.COHERENT_BODY_LIMIT
     ? checkValue("COHERENT_BODY_LIMIT", size({ min: 1024 }), env.COHERENT_BODY_LIMIT)
     : (file.body_limit ?? DEFAULT_BODY_LIMIT);
@@ -96,6 +106,7 @@ export async function resolveAuthoritySettings(
       : { dataDir: dataDir === ":memory:" ? dataDir : join(dataDir, "pglite") },
     dataDir,
     listen,
+    feedListen,
     signingKey: signingKeySource(flags, env, file),
     trustedKeyFiles: file.trusted_key_files ?? [],
     governance: { ...DEFAULT_GOVERNANCE, ...file.governance },

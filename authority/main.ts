@@ -18,6 +18,7 @@ import { createLogger, type Logger } from "../services/telemetry/logger.js";
 import { createApiServer } from "./api/server.js";
 import { BundleService } from "./bundle-service.js";
 import { AuthorityConfigError, type AuthoritySettings, parseListen } from "./config.js";
+import { AuthorityFeedServer } from "./feed/index.js";
 import { AuthorityStore, type Database, migrateToLatest, openDatabase } from "./store/index.js";
 
 export interface StartOptions {
@@ -30,6 +31,8 @@ export interface StartOptions {
 export interface AuthorityHandle {
   /** http://host:port the API listens on. */
   readonly url: string;
+  /** host:port the AuthorityFeed gRPC service listens on; undefined when settings.feedListen is. */
+  readonly feedAddress: string | undefined;
   /** The kid bundles are signed under. */
   readonly kid: string;
   /** For in-process callers (the demo, tests): the same store the API uses. */
@@ -49,8 +52,10 @@ export async function startAuthority(
   const logger = options.logger ?? createLogger({ name: "authority", level: settings.logLevel });
   const database = await openDatabase(settings.database);
   let app: FastifyInstance | undefined;
+  let feed: AuthorityFeedServer | undefined;
   let unsubscribe: (() => Promise<void>) | undefined;
   const release = async () => {
+    await feed?.close();
     await app?.close();
     await unsubscribe?.();
     await database.close();
@@ -70,13 +75,21 @@ export async function startAuthority(
     const { host, port } = parseListen(settings.listen);
     await app.listen({ host, port });
     const url = listeningUrl(app, host);
+    let feedAddress: string | undefined;
+    if (settings.feedListen !== undefined) {
+      feed = new AuthorityFeedServer({ store, logger, ...(options.now ? { now: options.now } : {}) });
+      const bound = parseListen(settings.feedListen);
+      const shown = bound.host.includes(":") ? `[${bound.host}]` : bound.host;
+      feedAddress = `${shown}:${await feed.listen(`${shown}:${bound.port}`)}`;
+    }
     logger.info(
-      { event: "authority_started", url, dialect: database.dialect, kid: key.kid },
+      { event: "authority_started", url, feed: feedAddress, dialect: database.dialect, kid: key.kid },
       "authority listening",
     );
     let closing: Promise<void> | undefined;
     return {
       url,
+      feedAddress,
       kid: key.kid,
       store,
       database,

@@ -91,7 +91,10 @@ describe("coherentctl against a running authority", { timeout: 60_000 }, () => {
     expect(bootstrap.stderr).toContain("shown only this once");
     expect(bootstrap.code).toBe(0);
     adminToken = JSON.parse(bootstrap.stdout).token;
-    const settings = await resolveAuthoritySettings({ dataDir, listen: "127.0.0.1:0" }, {});
+    const settings = await resolveAuthoritySettings(
+      { dataDir, listen: "127.0.0.1:0", feedListen: "127.0.0.1:0" },
+      {},
+    );
     authority = await startAuthority(
       { ...settings, bodyLimit: BODY_LIMIT },
       { logger: createLogger({ name: "authority", level: "silent" }) },
@@ -490,6 +493,8 @@ describe("coherent (the authority's command line)", { timeout: 60_000 }, () => {
         "--data-dir",
         join(dir, "serve"),
         "--listen",
+        "127.0.0.1:0",
+        "--feed-listen",
         "127.0.0.1:0",
       ],
       { cwd: ROOT, env, stdio: ["ignore", "pipe", "inherit"] },

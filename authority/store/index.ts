@@ -17,17 +17,20 @@ export {
   type FleetStateResult,
 } from "./fleet-state.js";
 export type {
+  AgentRow,
   AuditRow,
   BundleRow,
   BundleSummary,
   Fleet,
   FleetState,
+  HealthSampleRow,
   SigningKeyRow,
   SigningKeyStatus,
   TokenRole,
   TokenRow,
 } from "./rows.js";
 export {
+  type AgentFilter,
   type AuditFilter,
   type AuditInput,
   type AuditVerification,
@@ -37,6 +40,7 @@ export {
   type BuiltBundle,
   type BundleBuilder,
   type BundleCreatedEvent,
+  type HealthSampleFilter,
   type SubmitResult,
 } from "./store.js";
 export type { Tables } from "./tables.js";

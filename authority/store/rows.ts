@@ -2,11 +2,13 @@
 import type { Selectable } from "kysely";
 import type { ChainedEntry } from "./audit-chain.js";
 import type {
+  AgentsTable,
   ApiTokensTable,
   AuditLogTable,
   BundlesTable,
   FleetStatesTable,
   FleetsTable,
+  HealthSamplesTable,
   SigningKeyStatus,
   SigningKeysTable,
   TokenRole,
@@ -70,6 +72,32 @@ export interface TokenRow {
   readonly createdBy: string;
   readonly createdAt: Date;
   readonly revokedAt: Date | null;
+}
+
+/**
+ * An agent as its distributor last reported it. `state` is "pending", "acked", "nacked",
+ * "unknown", or "disconnected" once its stream closed.
+ */
+export interface AgentRow {
+  readonly id: string;
+  readonly fleet: string;
+  readonly region: string;
+  /** The version it serves; null for none. */
+  readonly version: number | null;
+  readonly state: string;
+  readonly lastSeen: Date;
+}
+
+/** The merged traffic of one (fleet, version, region) over the window starting at `windowStart`. */
+export interface HealthSampleRow {
+  readonly fleet: string;
+  readonly version: number;
+  readonly region: string;
+  readonly windowStart: Date;
+  readonly requests: number;
+  readonly errors5xx: number;
+  /** Counts per latency bucket, the overflow bucket last. */
+  readonly latencyBuckets: readonly number[];
 }
 
 export interface SigningKeyRow {
@@ -159,5 +187,28 @@ export function toSigningKeyRow(row: Selectable<SigningKeysTable>): SigningKeyRo
     status: row.status,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+  };
+}
+
+export function toAgentRow(row: Selectable<AgentsTable>): AgentRow {
+  return {
+    id: row.id,
+    fleet: row.fleet,
+    region: row.region,
+    version: row.version,
+    state: row.state,
+    lastSeen: row.last_seen,
+  };
+}
+
+export function toHealthSampleRow(row: Selectable<HealthSamplesTable>): HealthSampleRow {
+  return {
+    fleet: row.fleet,
+    version: row.version,
+    region: row.region,
+    windowStart: row.window_start,
+    requests: Number(row.requests),
+    errors5xx: Number(row.errors_5xx),
+    latencyBuckets: row.latency_buckets,
   };
 }

@@ -33,22 +33,26 @@ import {
   stateDetails,
 } from "./fleet-state.js";
 import {
+  type AgentRow,
   type AuditRow,
   BUNDLE_SUMMARY_COLUMNS,
   type BundleRow,
   type BundleSummary,
   type Fleet,
   type FleetState,
+  type HealthSampleRow,
   type SigningKeyRow,
   type SigningKeyStatus,
   TOKEN_COLUMNS,
   type TokenRole,
   type TokenRow,
+  toAgentRow,
   toAuditRow,
   toBundleRow,
   toBundleSummary,
   toFleet,
   toFleetState,
+  toHealthSampleRow,
   toSigningKeyRow,
   toTokenRow,
 } from "./rows.js";
@@ -110,6 +114,19 @@ export type AuditVerification =
   | { readonly ok: true; readonly entries: number }
   /** `entries` counts the intact entries before the break. */
   | { readonly ok: false; readonly entries: number; readonly brokenAt: { seq: number; reason: string } };
+
+export interface AgentFilter {
+  readonly fleet?: string;
+  readonly region?: string;
+}
+
+export interface HealthSampleFilter {
+  readonly fleet: string;
+  readonly version?: number;
+  readonly region?: string;
+  /** Windows starting at or after this time. */
+  readonly since?: Date;
+}
 
 export interface AuthorityStoreOptions {
   /** Milliseconds since the epoch; stamps bundles, audit entries, tokens and keys. */
@@ -464,6 +481,120 @@ export class AuthorityStore {
       .orderBy("kid")
       .execute();
     return rows.map(toSigningKeyRow);
+  }
+
+  /**
+   * Records agents as distributors report them. An agent may move between distributors, so a
+   * report older than the stored one (by lastSeen) changes nothing. Agents of fleets the
+   * authority does not know are skipped, not refused: one stray agent must not cost a region
+   * its batch. Resolves with how many were of known fleets.
+   */
+  async upsertAgentStatuses(statuses: readonly AgentRow[]): Promise<number> {
+    const newest = new Map<string, AgentRow>();
+    for (const status of statuses) {
+      const held = newest.get(status.id);
+      if (!held || held.lastSeen <= status.lastSeen) newest.set(status.id, status);
+    }
+    const rows = await this.#ofKnownFleets([...newest.values()]);
+    if (rows.length === 0) return 0;
+    await this.#db
+      .insertInto("agents")
+      .values(
+        rows.map((row) => ({
+          id: row.id,
+          fleet: row.fleet,
+          region: row.region,
+          version: row.version,
+          state: row.state,
+          last_seen: row.lastSeen,
+        })),
+      )
+      .onConflict((conflict) =>
+        conflict
+          .column("id")
+          .doUpdateSet((eb) => ({
+            fleet: eb.ref("excluded.fleet"),
+            region: eb.ref("excluded.region"),
+            version: eb.ref("excluded.version"),
+            state: eb.ref("excluded.state"),
+            last_seen: eb.ref("excluded.last_seen"),
+          }))
+          .where((eb) => eb("agents.last_seen", "<=", eb.ref("excluded.last_seen"))),
+      )
+      .execute();
+    return rows.length;
+  }
+
+  /** Sorted by fleet, region and id. */
+  async listAgents(filter: AgentFilter = {}): Promise<AgentRow[]> {
+    let query = this.#db.selectFrom("agents").selectAll().orderBy("fleet").orderBy("region").orderBy("id");
+    if (filter.fleet !== undefined) query = query.where("fleet", "=", filter.fleet);
+    if (filter.region !== undefined) query = query.where("region", "=", filter.region);
+    const rows = await query.execute();
+    return rows.map(toAgentRow);
+  }
+
+  /**
+   * Stores merged health samples. A sample for a (fleet, version, region, window) already held
+   * replaces it, so a batch a distributor sends again after a reconnect is not counted twice.
+   * Samples of unknown fleets are skipped; resolves with how many were of known fleets.
+   */
+  async insertHealthSamples(samples: readonly HealthSampleRow[]): Promise<number> {
+    const unique = new Map<string, HealthSampleRow>();
+    for (const sample of samples) {
+      unique.set(
+        `${sample.fleet}\0${sample.version}\0${sample.region}\0${sample.windowStart.getTime()}`,
+        sample,
+      );
+    }
+    const rows = await this.#ofKnownFleets([...unique.values()]);
+    if (rows.length === 0) return 0;
+    await this.#db
+      .insertInto("health_samples")
+      .values(
+        rows.map((row) => ({
+          fleet: row.fleet,
+          version: row.version,
+          region: row.region,
+          window_start: row.windowStart,
+          requests: row.requests,
+          errors_5xx: row.errors5xx,
+          latency_buckets: JSON.stringify(row.latencyBuckets),
+        })),
+      )
+      .onConflict((conflict) =>
+        conflict.columns(["fleet", "version", "region", "window_start"]).doUpdateSet((eb) => ({
+          requests: eb.ref("excluded.requests"),
+          errors_5xx: eb.ref("excluded.errors_5xx"),
+          latency_buckets: eb.ref("excluded.latency_buckets"),
+        })),
+      )
+      .execute();
+    return rows.length;
+  }
+
+  /** Oldest window first. */
+  async listHealthSamples(filter: HealthSampleFilter): Promise<HealthSampleRow[]> {
+    let query = this.#db
+      .selectFrom("health_samples")
+      .selectAll()
+      .where("fleet", "=", filter.fleet)
+      .orderBy("window_start")
+      .orderBy("version")
+      .orderBy("region");
+    if (filter.version !== undefined) query = query.where("version", "=", filter.version);
+    if (filter.region !== undefined) query = query.where("region", "=", filter.region);
+    if (filter.since !== undefined) query = query.where("window_start", ">=", filter.since);
+    const rows = await query.execute();
+    return rows.map(toHealthSampleRow);
+  }
+
+  async #ofKnownFleets<T extends { readonly fleet: string }>(items: readonly T[]): Promise<T[]> {
+    if (items.length === 0) return [];
+    const names = [...new Set(items.map((item) => item.fleet))];
+    const known = await this.#db.selectFrom("fleets").select("name").where("name", "in", names).execute();
+    const knownNames = new Set(known.map((row) => row.name));
+    return items.filter((item) => knownNames.has(item.fleet));
   }
 
   /**

@@ -10,6 +10,7 @@ import { coherentAction, type DatabaseFlags, resolveSettings } from "./database.
 
 interface AuthorityOptions extends DatabaseFlags {
   readonly listen?: string;
+  readonly feedListen?: string;
   readonly signingKeyFile?: string;
   readonly logLevel?: string;
 }
@@ -19,6 +20,10 @@ export function registerAuthorityCommand(program: Command, exit: (code: ExitCode
     .command("authority")
     .description("run the authority: the operator API over the database, signing bundles")
     .option("--listen <address>", "host:port for the API, port 0 for any free port (default 127.0.0.1:7400)")
+    .option(
+      "--feed-listen <address>",
+      "host:port of the AuthorityFeed gRPC service for distributors (default 127.0.0.1:7401)",
+    )
     .option("--signing-key-file <file>", "the Ed25519 private key (PKCS#8 PEM) to sign bundles with")
     .option("--log-level <level>", "trace, debug, info, warn, error or silent")
     .action(

@@ -45,6 +45,8 @@ async function startAuthorityProcess(
       keyFile,
       "--listen",
       "127.0.0.1:0",
+      "--feed-listen",
+      "127.0.0.1:0",
     ],
     { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
   );
