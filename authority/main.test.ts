@@ -100,6 +100,7 @@ describe("startAuthority", () => {
     ).rejects.toMatchObject({ code: "wrong_key_type" });
   });
 
+  // The rule is about a shared Postgres; skipped when COHERENT_TEST_NO_POSTGRES=1 (no Postgres here).
   it.skipIf(POSTGRES_URL === undefined)("requires a configured key on a shared Postgres", async () => {
     const database = testDatabase("postgres");
     try {

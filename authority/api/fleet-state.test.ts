@@ -11,6 +11,7 @@ import {
 const asRecord = (body: unknown) => body as Record<string, unknown>;
 
 for (const { name, skip } of DIALECTS) {
+  // Skipped only when COHERENT_TEST_NO_POSTGRES=1 (no Postgres on the machine): the PGlite run still covers it.
   describe.skipIf(skip)(`fleet state and promote over the API on ${name}`, () => {
     const database = testDatabase(name);
     let authority: TestAuthority;

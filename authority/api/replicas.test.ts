@@ -13,6 +13,7 @@ import {
   testDatabase,
 } from "./test-harness.js";
 
+// Replicas share a database only on Postgres; skipped when COHERENT_TEST_NO_POSTGRES=1 (no Postgres here).
 describe.skipIf(POSTGRES_URL === undefined)("two authority replicas on one Postgres", () => {
   const database = testDatabase("postgres");
   let keyDir: string;

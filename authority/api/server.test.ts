@@ -20,6 +20,7 @@ interface Issue {
 const asRecord = (body: unknown) => body as Record<string, unknown>;
 
 for (const { name, skip } of DIALECTS) {
+  // Skipped only when COHERENT_TEST_NO_POSTGRES=1 (no Postgres on the machine): the PGlite run still covers it.
   describe.skipIf(skip)(`the authority API on ${name}`, () => {
     const database = testDatabase(name as DialectName);
     let authority: TestAuthority;

@@ -69,6 +69,7 @@ async function eventually(check: () => Promise<boolean>): Promise<void> {
 }
 
 for (const target of TEST_TARGETS) {
+  // Skipped only when COHERENT_TEST_NO_POSTGRES=1 (no Postgres on the machine): the PGlite run still covers it.
   describe.skipIf(target.skip)(`AuthorityFeed on ${target.dialect}`, () => {
     let test: TestDatabase;
     let store: AuthorityStore;
@@ -266,6 +267,7 @@ for (const target of TEST_TARGETS) {
       await eventually(async () => (await store.listAgents())[0]?.state === "disconnected");
     });
 
+    // PGlite is one process's in-memory database: a second connection to the same data exists only on Postgres.
     it.runIf(target.dialect === "postgres")(
       "pushes what another replica commits, heard through NOTIFY",
       async () => {

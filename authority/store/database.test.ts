@@ -108,6 +108,7 @@ describe("PGlite in a data directory", () => {
   });
 });
 
+// Skipped only when COHERENT_TEST_NO_POSTGRES=1 (no Postgres on the machine): the PGlite suite above still runs.
 describe.skipIf(postgres?.skip ?? true)("Postgres", () => {
   const schemas: string[] = [];
   const opened: Database[] = [];

@@ -44,6 +44,7 @@ async function storeError(promise: Promise<unknown>): Promise<StoreError> {
 }
 
 for (const target of TEST_TARGETS) {
+  // Skipped only when COHERENT_TEST_NO_POSTGRES=1 (no Postgres on the machine): the PGlite run still covers it.
   describe.skipIf(target.skip)(`fleet states on ${target.dialect}`, () => {
     let test: TestDatabase;
     let store: AuthorityStore;
@@ -424,6 +425,7 @@ for (const target of TEST_TARGETS) {
       });
     });
 
+    // PGlite is one process's in-memory database: a second connection to the same data exists only on Postgres.
     describe.skipIf(target.dialect !== "postgres")("with a second process on the same database", () => {
       let other: AuthorityStore;
       let otherDatabase: Database;

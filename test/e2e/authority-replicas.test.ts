@@ -57,6 +57,7 @@ async function startAuthorityProcess(
   throw new Error("the authority exited before it started");
 }
 
+// Two processes on one database need a real Postgres; skipped when COHERENT_TEST_NO_POSTGRES=1 (none here).
 describe.skipIf(SKIP)("two authority processes on one Postgres", { timeout: 90_000 }, () => {
   const database = `coherent_e2e_${randomBytes(6).toString("hex")}`;
   const databaseUrl = ADMIN_URL.replace(/\/[^/]*$/, `/${database}`);
