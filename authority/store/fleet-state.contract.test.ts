@@ -6,41 +6,12 @@ import { StoreError } from "./errors.js";
 import type { FleetStateChangedEvent } from "./fleet-state.js";
 import { AuthorityStore, type BuiltBundle } from "./store.js";
 import { TEST_TARGETS, type TestDatabase } from "./test-databases.js";
+import { collect, storeError, within } from "./test-support.js";
 
 const START = Date.parse("2025-03-01T12:00:00.000Z");
 
 function built(version: number, extra: Partial<BuiltBundle> = {}): BuiltBundle {
   return { jws: `h.p-${version}.s`, config: { version: "v1", routes: [] }, createdBy: "alice", ...extra };
-}
-
-/** Resolves with every event heard once `count` have arrived; `events` holds them as they come. */
-function collect<T>(count: number) {
-  const events: T[] = [];
-  let done: (events: T[]) => void = () => {};
-  const all = new Promise<T[]>((resolve) => {
-    done = resolve;
-  });
-  const fn = (event: T) => {
-    events.push(event);
-    if (events.length >= count) done(events);
-  };
-  return { events, all, fn };
-}
-
-function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`nothing within ${ms} ms`)), ms)),
-  ]);
-}
-
-async function storeError(promise: Promise<unknown>): Promise<StoreError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(StoreError);
-  return error as StoreError;
 }
 
 for (const target of TEST_TARGETS) {

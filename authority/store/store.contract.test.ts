@@ -2,9 +2,9 @@ import { sql } from "kysely";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { GENESIS_HASH } from "./audit-chain.js";
 import { type Database, migrateToLatest } from "./database.js";
-import { StoreError } from "./errors.js";
 import { AuthorityStore, type BuiltBundle, type BundleCreatedEvent } from "./store.js";
 import { TEST_TARGETS, type TestDatabase } from "./test-databases.js";
+import { collect, storeError, within } from "./test-support.js";
 
 const START = Date.parse("2025-03-01T12:00:00.000Z");
 
@@ -15,36 +15,6 @@ function built(version: number, extra: Partial<BuiltBundle> = {}): BuiltBundle {
     createdBy: "alice",
     ...extra,
   };
-}
-
-/** Resolves with the events seen once `count` have arrived. */
-function collect(count: number) {
-  const events: BundleCreatedEvent[] = [];
-  let done: (events: BundleCreatedEvent[]) => void = () => {};
-  const all = new Promise<BundleCreatedEvent[]>((resolve) => {
-    done = resolve;
-  });
-  const fn = (event: BundleCreatedEvent) => {
-    events.push(event);
-    if (events.length >= count) done(events);
-  };
-  return { events, all, fn };
-}
-
-function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`nothing within ${ms} ms`)), ms)),
-  ]);
-}
-
-async function storeError(promise: Promise<unknown>): Promise<StoreError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(StoreError);
-  return error as StoreError;
 }
 
 for (const target of TEST_TARGETS) {
@@ -209,7 +179,7 @@ for (const target of TEST_TARGETS) {
       });
 
       it("announce each created bundle after commit, and nothing for unchanged or failed submits", async () => {
-        const seen = collect(2);
+        const seen = collect<BundleCreatedEvent>(2);
         const unsubscribe = await store.onBundleCreated(seen.fn);
         await store.submitBundle("web", "sha-a", async (v) => built(v));
         await store.submitBundle("web", "sha-a", async (v) => built(v));
@@ -228,8 +198,8 @@ for (const target of TEST_TARGETS) {
       });
 
       it("stop announcing to a subscriber that unsubscribed", async () => {
-        const gone = collect(1);
-        const stays = collect(1);
+        const gone = collect<BundleCreatedEvent>(1);
+        const stays = collect<BundleCreatedEvent>(1);
         const unsubscribe = await store.onBundleCreated(gone.fn);
         const unsubscribeStays = await store.onBundleCreated(stays.fn);
         await unsubscribe();
@@ -412,7 +382,7 @@ for (const target of TEST_TARGETS) {
       });
 
       it("hears about a bundle created by the other", async () => {
-        const seen = collect(1);
+        const seen = collect<BundleCreatedEvent>(1);
         const unsubscribe = await other.onBundleCreated(seen.fn);
         await store.submitBundle("web", "sha-a", async (v) => built(v));
         expect(await within(seen.all, 5000)).toEqual([{ fleet: "web", version: 1 }]);
