@@ -355,11 +355,9 @@ class RequestRun {
   #record(outcome: ExchangeOutcome, bytesIn: number): void {
     const route = this.#route;
     const target = this.#target;
-    this.deps.health?.record(
-      this.#snapshot?.bundleVersion ?? 0,
-      outcome.status,
-      performance.now() - this.started,
-    );
+    // One clock read serves health, the limiter, metrics and the access line alike.
+    const elapsedMs = performance.now() - this.started;
+    this.deps.health?.record(this.#snapshot?.bundleVersion ?? 0, outcome.status, elapsedMs);
     this.#capture?.abort();
     if (route) {
       const failed = isUpstreamFailure(outcome);
@@ -367,14 +365,14 @@ class RequestRun {
         target?.pool.breaker?.done(!failed);
         route.breaker?.done(!failed);
       }
-      this.#release(failed);
+      this.#release(failed, elapsedMs);
       if (target?.variant !== undefined)
         route.traffic?.canary.record(target.variant === "canary" ? "canary" : "stable", failed);
       if (this.#invalidate && this.#cacheRequest) route.cache?.invalidate(this.#cacheRequest, outcome.status);
       const metrics = (target ?? route).metrics;
       metrics.status(outcome.status).inc();
       if (outcome.error) metrics.error(outcome.error.category).inc();
-      metrics.duration.observe((performance.now() - this.started) / 1000);
+      metrics.duration.observe(elapsedMs / 1000);
       metrics.requestSize.observe(bytesIn);
       metrics.responseSize.observe(outcome.bytesOut);
     }
@@ -392,7 +390,7 @@ class RequestRun {
       pool: pool?.id,
       endpoint: outcome.endpoint,
       status: outcome.status,
-      duration_ms: round(performance.now() - this.started),
+      duration_ms: round(elapsedMs),
       upstream_duration_ms: outcome.upstreamMs === undefined ? undefined : round(outcome.upstreamMs),
       retries: outcome.retries,
       error: outcome.error?.category,
@@ -418,8 +416,8 @@ class RequestRun {
     this.#reject(ProxyError.UpstreamReset);
   }
 
-  #release(failed: boolean): void {
-    this.#held?.release(performance.now() - this.started, failed);
+  #release(failed: boolean, elapsedMs = performance.now() - this.started): void {
+    this.#held?.release(elapsedMs, failed);
     this.#held = undefined;
   }
 
