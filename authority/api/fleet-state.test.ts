@@ -20,20 +20,14 @@ for (const { name, skip } of DIALECTS) {
 
     beforeAll(async () => {
       authority = await startTestAuthority({ database });
-      viewer = await makeToken("viewer");
-      operator = await makeToken("operator");
+      viewer = await authority.token("viewer");
+      operator = await authority.token("operator");
     });
 
     afterAll(async () => {
       await authority?.close();
       await dropSchema(database);
     });
-
-    async function makeToken(role: string): Promise<string> {
-      const res = await authority.call("POST", "/api/v1/tokens", { body: { name: `${role}-1`, role } });
-      expect(res.status).toBe(201);
-      return asRecord(res.body).token as string;
-    }
 
     /** A fleet with `versions` bundles, submitted by the operator. */
     async function fleetWith(fleet: string, versions: number): Promise<void> {

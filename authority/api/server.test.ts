@@ -29,8 +29,8 @@ for (const { name, skip } of DIALECTS) {
 
     beforeAll(async () => {
       authority = await startTestAuthority({ database });
-      viewer = await makeToken("viewer");
-      operator = await makeToken("operator");
+      viewer = await authority.token("viewer");
+      operator = await authority.token("operator");
       expect((await authority.call("POST", "/api/v1/fleets", { body: { name: "edge" } })).status).toBe(201);
     });
 
@@ -38,12 +38,6 @@ for (const { name, skip } of DIALECTS) {
       await authority?.close();
       await dropSchema(database);
     });
-
-    async function makeToken(role: string): Promise<string> {
-      const res = await authority.call("POST", "/api/v1/tokens", { body: { name: `${role}-1`, role } });
-      expect(res.status).toBe(201);
-      return asRecord(res.body).token as string;
-    }
 
     async function fleet(fleetName: string): Promise<void> {
       expect((await authority.call("POST", "/api/v1/fleets", { body: { name: fleetName } })).status).toBe(

@@ -39,6 +39,8 @@ export interface TestAuthority {
   /** Every log line the authority wrote so far. */
   logs(): string;
   call(method: string, path: string, options?: CallOptions): Promise<ApiResponse>;
+  /** A new token of `role`, made through the API by the admin (throws if refused). */
+  token(role: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -106,6 +108,13 @@ export async function startTestAuthority(options: StartOptions): Promise<TestAut
     adminToken,
     logs: () => lines.join(""),
     call: (method, path, callOptions = {}) => call(handle.url, method, path, adminToken, callOptions),
+    token: async (role) => {
+      const res = await call(handle.url, "POST", "/api/v1/tokens", adminToken, {
+        body: { name: `${role}-1`, role },
+      });
+      if (res.status !== 201) throw new Error(`token for ${role}: ${res.status} ${JSON.stringify(res.body)}`);
+      return (res.body as { token: string }).token;
+    },
     close: async () => {
       await handle.close();
       await rm(dir, { recursive: true, force: true });
