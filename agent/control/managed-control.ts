@@ -24,9 +24,9 @@ import {
 } from "../../proto/coherent/v1/distribution.js";
 import type { Keyring } from "../../services/bundle/index.js";
 import type { ControlPlaneConfig } from "../../services/config/index.js";
+import { Backoff } from "../../services/net/backoff.js";
 import type { Logger } from "../../services/telemetry/logger.js";
 import type { ConfigTarget } from "../runtime/config-target.js";
-import { Backoff } from "./backoff.js";
 import { BundleApplier, type CurrentBundle } from "./bundle-applier.js";
 import { HealthRecorder } from "./health-recorder.js";
 import { LastGoodBundle } from "./last-good-bundle.js";
@@ -259,8 +259,7 @@ export async function createManagedControl(
   return new ManagedControl({
     settings,
     target,
-    // The agent's own recorder, which its engine feeds; a cluster's primary has none yet, so
-    // its reports carry no traffic until workers send their counts up.
+    // The agent's own recorder, which its engine feeds (a cluster's primary: its workers).
     ...(target.health ? { health: target.health } : {}),
     keyring: await keyringFrom(settings.trusted_keys),
     logger: logger.child({ component: "control" }),
