@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { readConfigText } from "../services/config/index.js";
 import { listenAddress, size } from "../services/config/schema/primitives.js";
+import type { ServerTlsFiles } from "../services/net/tls.js";
 import { DEFAULT_GOVERNANCE, type GovernanceSettings } from "./governance.js";
 
 export interface AuthorityFlags {
@@ -16,6 +17,9 @@ export interface AuthorityFlags {
   readonly config?: string;
   readonly listen?: string;
   readonly feedListen?: string;
+  readonly feedTlsCert?: string;
+  readonly feedTlsKey?: string;
+  readonly feedTlsClientCa?: string;
   readonly databaseUrl?: string;
   readonly dataDir?: string;
   readonly signingKeyFile?: string;
@@ -36,10 +40,12 @@ export interface AuthoritySettings {
   /** host:port; port 0 picks a free port. */
   readonly listen: string;
   /**
-   * host:port of the AuthorityFeed gRPC service distributors subscribe to (insecure for now);
+   * host:port of the AuthorityFeed gRPC service distributors subscribe to (TLS with `feedTls`);
    * port 0 picks a free port. Undefined: not served, for in-process callers that need no feed.
    */
   readonly feedListen?: string;
+  /** The feed over TLS, with client certificates required when a client CA is given; plaintext when undefined. */
+  readonly feedTls?: ServerTlsFiles;
   /** Undefined: the dev default, a key pair under `dataDir`/keys (embedded database only). */
   readonly signingKey: KeySource | undefined;
   /** Public key PEM files trusted besides the signing key's, e.g. the previous key after a rotation. */
@@ -72,6 +78,13 @@ const GovernanceFileSchema = z.strictObject({
 const FileSchema = z.strictObject({
   listen: listenAddress().optional(),
   feed_listen: listenAddress().optional(),
+  feed_tls: z
+    .strictObject({
+      cert_file: z.string().min(1),
+      key_file: z.string().min(1),
+      client_ca_file: z.string().min(1).optional(),
+    })
+    .optional(),
   database_url: z.string().min(1).optional(),
   database_schema: z.string().min(1).optional(),
   data_dir: z.string().min(1).optional(),
@@ -107,6 +120,7 @@ export async function resolveAuthoritySettings(
     dataDir,
     listen,
     feedListen,
+    ...feedTlsOf(flags, env, file),
     signingKey: signingKeySource(flags, env, file),
     trustedKeyFiles: file.trusted_key_files ?? [],
     governance: { ...DEFAULT_GOVERNANCE, ...file.governance },
@@ -120,6 +134,30 @@ export function parseListen(address: string): { host: string; port: number } {
   const colon = address.lastIndexOf(":");
   const host = address.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
   return { host: host === "" ? "0.0.0.0" : host, port: Number(address.slice(colon + 1)) };
+}
+
+/** Flags over COHERENT_FEED_TLS_* over the file's feed_tls, file by file. */
+function feedTlsOf(
+  flags: AuthorityFlags,
+  env: NodeJS.ProcessEnv,
+  file: FileSettings,
+): { feedTls?: ServerTlsFiles } {
+  const certFile = flags.feedTlsCert ?? env.COHERENT_FEED_TLS_CERT ?? file.feed_tls?.cert_file;
+  const keyFile = flags.feedTlsKey ?? env.COHERENT_FEED_TLS_KEY ?? file.feed_tls?.key_file;
+  const clientCaFile =
+    flags.feedTlsClientCa ?? env.COHERENT_FEED_TLS_CLIENT_CA ?? file.feed_tls?.client_ca_file;
+  if (certFile === undefined && keyFile === undefined) {
+    if (clientCaFile !== undefined) {
+      throw new AuthorityConfigError(
+        "a feed client CA needs the feed's own certificate and key (feed TLS cert and key)",
+      );
+    }
+    return {};
+  }
+  if (certFile === undefined || keyFile === undefined) {
+    throw new AuthorityConfigError("feed TLS needs both a certificate and its key");
+  }
+  return { feedTls: { certFile, keyFile, ...(clientCaFile === undefined ? {} : { clientCaFile }) } };
 }
 
 function signingKeySource(

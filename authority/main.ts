@@ -77,7 +77,12 @@ export async function startAuthority(
     const url = listeningUrl(app, host);
     let feedAddress: string | undefined;
     if (settings.feedListen !== undefined) {
-      feed = new AuthorityFeedServer({ store, logger, ...(options.now ? { now: options.now } : {}) });
+      feed = new AuthorityFeedServer({
+        store,
+        logger,
+        ...(options.now ? { now: options.now } : {}),
+        ...(settings.feedTls ? { tls: settings.feedTls } : {}),
+      });
       const bound = parseListen(settings.feedListen);
       const shown = bound.host.includes(":") ? `[${bound.host}]` : bound.host;
       feedAddress = `${shown}:${await feed.listen(`${shown}:${bound.port}`)}`;

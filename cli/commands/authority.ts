@@ -11,6 +11,9 @@ import { coherentAction, type DatabaseFlags, resolveSettings } from "./database.
 interface AuthorityOptions extends DatabaseFlags {
   readonly listen?: string;
   readonly feedListen?: string;
+  readonly feedTlsCert?: string;
+  readonly feedTlsKey?: string;
+  readonly feedTlsClientCa?: string;
   readonly signingKeyFile?: string;
   readonly logLevel?: string;
 }
@@ -23,6 +26,15 @@ export function registerAuthorityCommand(program: Command, exit: (code: ExitCode
     .option(
       "--feed-listen <address>",
       "host:port of the AuthorityFeed gRPC service for distributors (default 127.0.0.1:7401)",
+    )
+    .option(
+      "--feed-tls-cert <file>",
+      "serve the feed over TLS with this certificate (PEM; or COHERENT_FEED_TLS_CERT)",
+    )
+    .option("--feed-tls-key <file>", "the feed certificate's private key (PEM; or COHERENT_FEED_TLS_KEY)")
+    .option(
+      "--feed-tls-client-ca <file>",
+      "require distributors to present a certificate signed by this CA: mTLS (or COHERENT_FEED_TLS_CLIENT_CA)",
     )
     .option("--signing-key-file <file>", "the Ed25519 private key (PKCS#8 PEM) to sign bundles with")
     .option("--log-level <level>", "trace, debug, info, warn, error or silent")
