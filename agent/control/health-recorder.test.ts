@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { HealthRecorder, LATENCY_BOUNDS_MS } from "./health-recorder.js";
+import { HealthMergeError, HealthRecorder, LATENCY_BOUNDS_MS } from "./health-recorder.js";
 
 function fakeClock(start: number): { now: () => number; advance: (ms: number) => void } {
   let time = start;
@@ -62,5 +62,53 @@ describe("HealthRecorder", () => {
     const recorder = new HealthRecorder(clock.now);
     clock.advance(5);
     expect(recorder.takeReport()).toEqual({ windowStartUnixMs: 50, windowEndUnixMs: 55, versions: [] });
+  });
+
+  it("adds another recorder's counters to the current window, bucket by bucket", () => {
+    const clock = fakeClock(0);
+    const worker = new HealthRecorder(clock.now);
+    worker.record(3, 200, 1);
+    worker.record(3, 502, 30);
+    worker.record(4, 200, 9_000);
+    const primary = new HealthRecorder(clock.now);
+    primary.record(3, 200, 7);
+    primary.add(worker.takeReport().versions);
+    worker.record(3, 500, 1);
+    primary.add(worker.takeReport().versions);
+    clock.advance(1_000);
+    const [three, four] = primary.takeReport().versions;
+    expect(three).toMatchObject({ version: 3, requests: 4, errors5xx: 2 });
+    expect(three?.latency).toMatchObject({ sumMs: 39, count: 4, counts: [2, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0] });
+    expect(four).toMatchObject({ version: 4, requests: 1, errors5xx: 0 });
+    expect(four?.latency?.counts.at(-1)).toBe(1);
+    // Taken counters are gone from the worker: sending them again cannot count them twice.
+    expect(worker.takeReport().versions).toEqual([]);
+  });
+
+  it("refuses, adding nothing, counters whose latency bounds differ", () => {
+    const clock = fakeClock(0);
+    const recorder = new HealthRecorder(clock.now);
+    const counts = new Array<number>(LATENCY_BOUNDS_MS.length + 1).fill(0);
+    const good = {
+      version: 1,
+      requests: 1,
+      errors5xx: 0,
+      latency: { boundsMs: [...LATENCY_BOUNDS_MS], counts: [1, ...counts.slice(1)], sumMs: 1, count: 1 },
+    };
+    const other = {
+      ...good,
+      version: 2,
+      latency: { ...good.latency, boundsMs: LATENCY_BOUNDS_MS.map((b) => b * 2) },
+    };
+    let caught: unknown;
+    try {
+      recorder.add([good, other]);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(HealthMergeError);
+    expect((caught as HealthMergeError).code).toBe("latency_bounds_differ");
+    clock.advance(10);
+    expect(recorder.takeReport().versions).toEqual([]);
   });
 });

@@ -6,11 +6,20 @@
  *
  * `record` is on the request path: one map lookup (none when the version is the previous
  * call's) and a scan of ten bounds, no allocation.
+ *
+ * In a cluster each worker records its own requests and hands its counters to the primary
+ * every second (`takeReport`, then `add` on the primary's recorder), so the primary's reports
+ * cover every worker.
  */
 import type { HealthReport, VersionHealth } from "../../proto/coherent/v1/distribution.js";
 
 /** Inclusive upper bounds in ms; the proto's example, shared by every agent of a fleet. */
 export const LATENCY_BOUNDS_MS: readonly number[] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
+
+/** Why `add` refused counters: they cannot be summed bucket by bucket with this recorder's. */
+export class HealthMergeError extends Error {
+  readonly code = "latency_bounds_differ";
+}
 
 class VersionCounters {
   requests = 0;
@@ -46,21 +55,42 @@ export class HealthRecorder {
    * status the client got, `durationMs` from the first byte received to the last sent.
    */
   record(version: number, status: number, durationMs: number): void {
-    let counters = this.#last;
-    if (counters === undefined || counters.version !== version) {
-      counters = this.#byVersion.get(version);
-      if (counters === undefined) {
-        counters = new VersionCounters(version);
-        this.#byVersion.set(version, counters);
-      }
-      this.#last = counters;
-    }
+    const counters = this.#counters(version);
     counters.requests++;
     if (status >= 500 && status <= 599) counters.errors5xx++;
     counters.sumMs += durationMs;
     let bucket = 0;
     while (bucket < LATENCY_BOUNDS_MS.length && durationMs > (LATENCY_BOUNDS_MS[bucket] ?? 0)) bucket++;
     counters.counts[bucket] = (counters.counts[bucket] ?? 0) + 1;
+  }
+
+  /**
+   * Adds counters another recorder took (a cluster worker's, sent to its primary) to the
+   * current window. Throws a HealthMergeError, adding nothing, when a histogram's bounds are
+   * not LATENCY_BOUNDS_MS.
+   */
+  add(versions: readonly VersionHealth[]): void {
+    for (const { latency } of versions) {
+      const bounds = latency?.boundsMs ?? [];
+      if (
+        latency === undefined ||
+        bounds.length !== LATENCY_BOUNDS_MS.length ||
+        bounds.some((bound, i) => bound !== LATENCY_BOUNDS_MS[i]) ||
+        latency.counts.length !== LATENCY_BOUNDS_MS.length + 1
+      )
+        throw new HealthMergeError(
+          `latency bounds [${bounds.join(", ")}] are not [${LATENCY_BOUNDS_MS.join(", ")}]`,
+        );
+    }
+    for (const health of versions) {
+      const counters = this.#counters(health.version);
+      counters.requests += health.requests;
+      counters.errors5xx += health.errors5xx;
+      counters.sumMs += health.latency?.sumMs ?? 0;
+      health.latency?.counts.forEach((count, bucket) => {
+        counters.counts[bucket] = (counters.counts[bucket] ?? 0) + count;
+      });
+    }
   }
 
   /**
@@ -93,5 +123,18 @@ export class HealthRecorder {
     const report = { windowStartUnixMs: this.#windowStart, windowEndUnixMs: end, versions };
     this.#windowStart = end;
     return report;
+  }
+
+  #counters(version: number): VersionCounters {
+    let counters = this.#last;
+    if (counters === undefined || counters.version !== version) {
+      counters = this.#byVersion.get(version);
+      if (counters === undefined) {
+        counters = new VersionCounters(version);
+        this.#byVersion.set(version, counters);
+      }
+      this.#last = counters;
+    }
+    return counters;
   }
 }
