@@ -6,12 +6,17 @@
  * is replaced and given the current config. /metrics adds up all workers.
  *
  * The IPC protocol: the primary sends requests with an id, each worker answers with the same
- * id. Messages are JSON, so configs travel in their canonical form.
+ * id. Messages are JSON, so configs travel in their canonical form. A managed agent's workers
+ * also send, unasked, the health counters of their last second (see HealthRecorder): each
+ * count is sent once and then reset, so the primary never counts a request twice, and a worker
+ * that dies loses at most the second it had not sent yet.
  */
 import cluster, { type Worker } from "node:cluster";
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from "prom-client";
+import type { VersionHealth } from "../../proto/coherent/v1/distribution.js";
 import { contentHash, type DynamicConfig } from "../../services/config/index.js";
 import type { Logger } from "../../services/telemetry/logger.js";
+import { HealthRecorder } from "../control/health-recorder.js";
 import type { BoundListener } from "../listener/listener-manager.js";
 import type { AccessLog } from "../observability/access-log.js";
 import { AgentMetrics } from "../observability/metrics.js";
@@ -22,6 +27,8 @@ import { mergeRuntimeStates, type RuntimeState } from "./runtime-state.js";
 import type { Settings } from "./settings.js";
 
 export const WORKER_ENV = "COHERENT_AGENT_WORKER";
+/** How often a managed agent's worker sends its health counters up: batched, never per request. */
+const HEALTH_SEND_INTERVAL_MS = 1_000;
 
 type Request =
   | { type: "apply"; config: DynamicConfig; source: string; sequence: number; bundleVersion: number }
@@ -31,9 +38,14 @@ type Request =
   | { type: "shutdown"; drainDelayMs: number; drainTimeoutMs: number };
 
 type ToWorker = Request & { id: number };
-type FromWorker = { type: "started" } | { type: "reply"; id: number; value: unknown };
+type FromWorker =
+  | { type: "started" }
+  | { type: "reply"; id: number; value: unknown }
+  | { type: "health"; versions: VersionHealth[] };
 
 export class ClusterPrimary implements ConfigTarget {
+  /** Every worker's requests, as they send them up; a managed agent's reports read it. */
+  readonly health = new HealthRecorder(Date.now);
   readonly #history = new ConfigHistory();
   readonly #metrics = new AgentMetrics();
   readonly #workers = new Set<Worker>();
@@ -157,7 +169,7 @@ export class ClusterPrimary implements ConfigTarget {
       if (message.type === "reply") {
         this.#replies.get(message.id)?.(message.value);
         this.#replies.delete(message.id);
-      }
+      } else if (message.type === "health") this.#addHealth(worker, message.versions);
     });
     await new Promise<void>((resolve, reject) => {
       worker.on("message", (message: FromWorker) => message.type === "started" && resolve());
@@ -184,6 +196,15 @@ export class ClusterPrimary implements ConfigTarget {
         sequence: current.sequence,
         bundleVersion: this.#bundleVersion,
       });
+    }
+  }
+
+  #addHealth(worker: Worker, versions: VersionHealth[]): void {
+    try {
+      this.health.add(versions);
+    } catch (error) {
+      // Only a worker of another build could send other bounds; its counts cannot be summed.
+      this.logger.error({ worker: worker.process.pid, err: error }, "worker health counters dropped");
     }
   }
 
@@ -234,5 +255,11 @@ export function runWorker(settings: Settings, logger: Logger, accessLog: AccessL
   process.on("SIGTERM", () => undefined);
   // Without a primary nobody would send configs or stop this worker.
   process.on("disconnect", () => process.exit(1));
+  if (settings.staticConfig.control_plane) {
+    setInterval(() => {
+      const { versions } = agent.health.takeReport();
+      if (versions.length > 0) process.send?.({ type: "health", versions } satisfies FromWorker);
+    }, HEALTH_SEND_INTERVAL_MS).unref();
+  }
   process.send?.({ type: "started" } satisfies FromWorker);
 }

@@ -24,7 +24,7 @@ export interface ConfigTarget {
    * `bundleVersion`: the signed bundle it came from, which health reports are counted under.
    */
   applyValidated(config: DynamicConfig, source: string, bundleVersion?: number): Promise<ApplyResult>;
-  /** Requests per bundle version, for the control plane's health reports; none for a cluster's primary. */
+  /** Requests per bundle version, for the control plane's health reports (a cluster's: all workers'). */
   readonly health?: HealthRecorder;
   /** Re-applies an earlier version's config as a new version; undefined for an unknown one. */
   rollback(version: string): Promise<ApplyResult> | undefined;
