@@ -5,11 +5,13 @@
  */
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Server, ServerCredentials, status } from "@grpc/grpc-js";
+import { Server, status } from "@grpc/grpc-js";
 import {
   type AgentDistributionServer,
   AgentDistributionService,
 } from "../../proto/coherent/v1/distribution.js";
+import { addStandardServices, type StandardServices } from "../net/grpc-standard.js";
+import { type ServerTlsFiles, serverCredentials } from "../net/tls.js";
 import { AgentSession, type SessionHost } from "./agent-session.js";
 import { DistributorCore } from "./core.js";
 import type { FleetSource, HealthSink } from "./fleet-source.js";
@@ -37,7 +39,26 @@ export interface DistributorServerOptions {
   /** Records of agents gone longer than this are dropped; 1 h by default. */
   readonly forgetAfterMs?: number;
   readonly metrics?: DistributorMetrics;
+  /** Serve agents over TLS (mTLS with a client CA); plaintext when not given. */
+  readonly tls?: ServerTlsFiles;
+  /**
+   * Whether the distributor has something to serve (its cache holds a fleet, or the authority
+   * said SyncComplete): /healthz answers 503 and grpc.health.v1 NOT_SERVING until it does.
+   * True by default; the command starts false on a cold cache and calls setReady.
+   */
+  readonly ready?: boolean;
 }
+
+/**
+ * HTTP/2 keepalive towards agents: a ping every 2 min on a quiet connection, dropped when
+ * unanswered for 20 s. Application heartbeats (every heartbeatIntervalMs) already find a
+ * silent agent; the ping is for the half-open TCP connection a vanished NAT entry leaves,
+ * and at 10,000 agents costs under 100 pings a second.
+ */
+export const AGENT_SERVER_OPTIONS = {
+  "grpc.keepalive_time_ms": 120_000,
+  "grpc.keepalive_timeout_ms": 20_000,
+} as const;
 
 export class DistributorServer implements SessionHost {
   readonly core: DistributorCore;
@@ -54,7 +75,10 @@ export class DistributorServer implements SessionHost {
   readonly #random: () => number;
   readonly #forgetAfterMs: number;
   readonly #sessions = new Map<string, AgentSession>();
-  readonly #grpc = new Server();
+  readonly #grpc = new Server(AGENT_SERVER_OPTIONS);
+  readonly #standard: StandardServices;
+  readonly #tls: ServerTlsFiles | undefined;
+  #ready: boolean;
   readonly #flushTimer: NodeJS.Timeout;
   readonly #unsubscribe: () => void;
   #http: HttpServer | undefined;
@@ -83,26 +107,48 @@ export class DistributorServer implements SessionHost {
       },
     };
     this.#grpc.addService(AgentDistributionService, handlers);
+    this.#standard = addStandardServices(
+      this.#grpc,
+      ["coherent.v1.AgentDistribution"],
+      ["coherent/v1/distribution.proto"],
+    );
+    this.#tls = options.tls;
+    this.#ready = options.ready ?? true;
+    this.#standard.setServing(this.#ready);
     this.#unsubscribe = options.source.onChange((fleet) => this.#fleetChanged(fleet));
     this.#flushTimer = setInterval(() => this.flush(), options.healthFlushMs ?? 5_000);
     this.#flushTimer.unref();
   }
 
-  /** Binds the gRPC server (insecure; TLS comes with the command wiring); returns the port. */
-  listen(address: string): Promise<number> {
+  /** Binds the gRPC server (TLS when the options name certificates); returns the port. */
+  async listen(address: string): Promise<number> {
+    const credentials = await serverCredentials(this.#tls);
     return new Promise((resolve, reject) =>
-      this.#grpc.bindAsync(address, ServerCredentials.createInsecure(), (error, port) =>
-        error ? reject(error) : resolve(port),
-      ),
+      this.#grpc.bindAsync(address, credentials, (error, port) => (error ? reject(error) : resolve(port))),
     );
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** Moves /healthz and grpc.health.v1 together. */
+  setReady(ready: boolean): void {
+    this.#ready = ready;
+    if (!this.#closing) this.#standard.setServing(ready);
   }
 
   /** Serves /healthz and /metrics; returns the port. */
   async listenHttp(port: number, host = "127.0.0.1"): Promise<number> {
     const http = createServer((req, res) => {
       if (req.url === "/healthz") {
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end(JSON.stringify({ status: "ok", connected_agents: this.core.connectedCount() }));
+        res.writeHead(this.#ready ? 200 : 503, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({
+            status: this.#ready ? "ok" : "starting",
+            connected_agents: this.core.connectedCount(),
+          }),
+        );
       } else if (req.url === "/metrics") {
         this.metrics.registry.metrics().then(
           (text) => {
@@ -162,6 +208,7 @@ export class DistributorServer implements SessionHost {
   }
 
   async #close(): Promise<void> {
+    this.#standard.setServing(false);
     this.#unsubscribe();
     clearInterval(this.#flushTimer);
     for (const session of [...this.#sessions.values()]) {
