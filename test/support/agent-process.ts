@@ -34,7 +34,8 @@ export interface AgentProcess {
 }
 
 export interface StartOptions {
-  readonly config: string;
+  /** The dynamic config file; none for a managed agent (static `control_plane`). */
+  readonly config?: string;
   readonly staticConfig?: string;
   readonly env?: Record<string, string>;
   readonly args?: readonly string[];
@@ -43,16 +44,11 @@ export interface StartOptions {
 export async function startAgent(options: StartOptions): Promise<AgentProcess> {
   const dir = await mkdtemp(join(tmpdir(), "coherent-agent-"));
   const configFile = join(dir, "config.yaml");
-  await writeFile(configFile, options.config);
-  const args = [
-    "--import",
-    "tsx",
-    join(ROOT, "agent/main.ts"),
-    "--config",
-    configFile,
-    "--admin",
-    "127.0.0.1:0",
-  ];
+  const args = ["--import", "tsx", join(ROOT, "agent/main.ts"), "--admin", "127.0.0.1:0"];
+  if (options.config !== undefined) {
+    await writeFile(configFile, options.config);
+    args.push("--config", configFile);
+  }
   if (options.staticConfig !== undefined) {
     const staticFile = join(dir, "static.yaml");
     await writeFile(staticFile, options.staticConfig);
