@@ -129,12 +129,7 @@ export async function resolveAuthoritySettings(
   };
 }
 
-/** Split host and port of a checked listen address; an empty host listens on every address. */
-export function parseListen(address: string): { host: string; port: number } {
-  const colon = address.lastIndexOf(":");
-  const host = address.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
-  return { host: host === "" ? "0.0.0.0" : host, port: Number(address.slice(colon + 1)) };
-}
+export { parseListen } from "../services/net/listen.js";
 
 /** Flags over COHERENT_FEED_TLS_* over the file's feed_tls, file by file. */
 function feedTlsOf(

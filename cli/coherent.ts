@@ -1,20 +1,23 @@
 #!/usr/bin/env node
 /**
- * coherent: the authority's server-side command line — run it, migrate its database, manage
- * signing keys and bootstrap the first token, working on the database directly. Operators
+ * coherent: the server-side command line — run the authority or a regional distributor,
+ * migrate the authority's database, manage signing keys and bootstrap the first token, working on the database directly. Operators
  * use coherentctl against the API for everything else. Exit codes as coherentctl's
  * (exit-codes.ts): 0 ok, 1 failure, 2 usage.
  */
 import { Command, CommanderError, Option } from "commander";
 import { registerAuthorityCommand } from "./commands/authority.js";
 import { registerBootstrapTokenCommand } from "./commands/bootstrap-token.js";
+import { registerDistributorCommand } from "./commands/distributor.js";
 import { registerKeysCommands } from "./commands/keys.js";
 import { registerMigrateCommand } from "./commands/migrate.js";
 import { ExitCode } from "./exit-codes.js";
 
 function createCoherentProgram(exit: (code: ExitCode) => void): Command {
   const program = new Command("coherent")
-    .description("Run the Coherent authority and manage its database, signing keys and first token.")
+    .description(
+      "Run the Coherent authority or a regional distributor; manage the authority's database, signing keys and first token.",
+    )
     .addOption(
       new Option("--config <file>", "the authority's config file (YAML or JSON)").env(
         "COHERENT_AUTHORITY_CONFIG",
@@ -29,6 +32,7 @@ function createCoherentProgram(exit: (code: ExitCode) => void): Command {
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
   registerAuthorityCommand(program, exit);
+  registerDistributorCommand(program, exit);
   registerMigrateCommand(program, exit);
   registerKeysCommands(program, exit);
   registerBootstrapTokenCommand(program, exit);
