@@ -43,10 +43,19 @@ export interface SpawnOptions {
 
 const DEFAULT_WAIT_MS = 10_000;
 
+/** This process's environment without the developer's Coherent settings, which would change what a child does. */
+export function inheritedEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined && !name.startsWith("COHERENT_") && name !== "DATABASE_URL") env[name] = value;
+  }
+  return env;
+}
+
 export function spawnLogged(options: SpawnOptions): LoggedProcess {
   const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, options.script), ...options.args], {
     cwd: ROOT,
-    env: { ...process.env, ...options.env },
+    env: { ...inheritedEnv(), ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   running.add(child);

@@ -1,0 +1,178 @@
+/**
+ * The control plane as real processes: `coherent authority` on a fresh Postgres database or
+ * on embedded PGlite, `coherent distributor`, one-shot `coherent` commands, and the
+ * authority's API as an admin. Each start resolves once the process logged the line that
+ * gives its bound addresses.
+ */
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import pg from "pg";
+import { inheritedEnv, type LoggedProcess, ROOT, spawnLogged } from "./processes.js";
+
+export const POSTGRES_ADMIN_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+/** COHERENT_TEST_NO_POSTGRES=1 (no Postgres on the machine) skips what needs one. */
+export const NO_POSTGRES = process.env.COHERENT_TEST_NO_POSTGRES === "1";
+
+/** Where an authority keeps its data: a Postgres URL, or a PGlite directory. */
+export type AuthorityDatabase = { readonly url: string } | { readonly dataDir: string };
+
+export function databaseArgs(database: AuthorityDatabase): string[] {
+  return "url" in database ? ["--database-url", database.url] : ["--data-dir", database.dataDir];
+}
+
+export interface PostgresDatabase {
+  readonly url: string;
+  /** Drops it, closing what is still connected. */
+  drop(): Promise<void>;
+}
+
+/** A new database on the test Postgres, so processes of this suite see no other suite's rows. */
+export async function createPostgresDatabase(): Promise<PostgresDatabase> {
+  const name = `coherent_e2e_${randomBytes(6).toString("hex")}`;
+  const admin = async (statement: string) => {
+    const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  return {
+    url: POSTGRES_ADMIN_URL.replace(/\/[^/]*$/, `/${name}`),
+    drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+  };
+}
+
+/** A one-shot `coherent` command; resolves with its stdout, rejects with its stderr. */
+export function coherent(args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", join(ROOT, "cli/coherent.ts"), ...args],
+      { cwd: ROOT, env: inheritedEnv(), timeout: 30_000 },
+      (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
+    );
+  });
+}
+
+/** An admin token made on the database directly, as an operator bootstraps the first one. */
+export async function createAdminToken(database: AuthorityDatabase): Promise<string> {
+  const issued = await coherent([
+    ...databaseArgs(database),
+    "token",
+    "create",
+    "--role",
+    "admin",
+    "--name",
+    `e2e-${randomBytes(3).toString("hex")}`,
+    "--output",
+    "json",
+  ]);
+  return (JSON.parse(issued) as { token: string }).token;
+}
+
+export interface AuthorityProcess {
+  readonly process: LoggedProcess;
+  /** The API's base URL, http://127.0.0.1:PORT. */
+  readonly url: string;
+  /** host:port of its AuthorityFeed. */
+  readonly feed: string;
+}
+
+export async function startAuthorityProcess(options: {
+  readonly database: AuthorityDatabase;
+  readonly signingKeyFile: string;
+  readonly name?: string;
+}): Promise<AuthorityProcess> {
+  const process = spawnLogged({
+    name: options.name ?? "authority",
+    script: "cli/coherent.ts",
+    args: [
+      ...databaseArgs(options.database),
+      "authority",
+      "--signing-key-file",
+      options.signingKeyFile,
+      "--listen",
+      "127.0.0.1:0",
+      "--feed-listen",
+      "127.0.0.1:0",
+    ],
+  });
+  try {
+    const started = await process.waitFor((line) => line.event === "authority_started", 30_000);
+    return { process, url: String(started.url), feed: String(started.feed) };
+  } catch (error) {
+    await process.stop("SIGKILL");
+    throw error;
+  }
+}
+
+export interface ApiResponse<T = Record<string, unknown>> {
+  readonly status: number;
+  readonly body: T;
+}
+
+/** The authority's API (`/api/v1` + path) with a bearer token; JSON both ways. */
+export async function api<T = Record<string, unknown>>(
+  url: string,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<ApiResponse<T>> {
+  const response = await fetch(`${url}/api/v1${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  return { status: response.status, body: (await response.json()) as T };
+}
+
+export interface DistributorProcess {
+  readonly process: LoggedProcess;
+  readonly id: string;
+  /** host:port agents connect to. */
+  readonly address: string;
+}
+
+export async function startDistributorProcess(options: {
+  readonly id: string;
+  readonly region: string;
+  readonly authorities: readonly string[];
+  readonly cacheDir: string;
+  /** The authority's public key files. */
+  readonly trustedKeys: readonly string[];
+}): Promise<DistributorProcess> {
+  const process = spawnLogged({
+    name: `distributor ${options.id}`,
+    script: "cli/coherent.ts",
+    args: [
+      "distributor",
+      "--id",
+      options.id,
+      "--region",
+      options.region,
+      "--authority",
+      options.authorities.join(","),
+      "--listen",
+      "127.0.0.1:0",
+      "--cache-dir",
+      options.cacheDir,
+      ...options.trustedKeys.flatMap((file) => ["--trusted-keys", file]),
+    ],
+  });
+  try {
+    const started = await process.waitFor((line) => line.msg === "distributor listening", 20_000);
+    return { process, id: options.id, address: String(started.address) };
+  } catch (error) {
+    await process.stop("SIGKILL");
+    throw error;
+  }
+}
