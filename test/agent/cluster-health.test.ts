@@ -95,14 +95,23 @@ function reported(): { requests: number; errors5xx: number; buckets: number } {
   };
 }
 
+/** A new connection each time: the primary hands connections to the workers in turn. */
+async function send(path: string): Promise<number> {
+  const res = await request(`${base}${path}`, { headers: { connection: "close" } });
+  await res.drain();
+  return res.status;
+}
+
+/** Waits until the reports count `requests`, then a few reports more, so a double count would show. */
+async function settle(requests: number): Promise<void> {
+  const deadline = Date.now() + 8_000;
+  while (reported().requests < requests && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  await distributor.waitFor("healthReport", distributor.all("healthReport").length + 3);
+}
+
 describe("a clustered managed agent's health reports", () => {
   it("count every worker's requests and 5xx answers, once", async () => {
-    // A new connection each time: the primary hands connections to the workers in turn.
-    const send = async (path: string) => {
-      const res = await request(`${base}${path}`, { headers: { connection: "close" } });
-      await res.drain();
-      return res.status;
-    };
     const statuses: number[] = [];
     for (let i = 0; i < OK_REQUESTS; i++) statuses.push(await send(`/ok/${i}`));
     for (let i = 0; i < FAILED_REQUESTS; i++) statuses.push(await send(`/fail/${i}`));
@@ -111,12 +120,22 @@ describe("a clustered managed agent's health reports", () => {
     expect(workers.size).toBe(2);
 
     const total = OK_REQUESTS + FAILED_REQUESTS;
-    const deadline = Date.now() + 8_000;
-    while (reported().requests < total && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    // A few more reports: nothing may be counted twice.
-    const reports = distributor.all("healthReport").length;
-    await distributor.waitFor("healthReport", reports + 3);
+    await settle(total);
     expect(reported()).toEqual({ requests: total, errors5xx: FAILED_REQUESTS, buckets: total });
   });
+
+  it("count the requests of a worker started in place of one that died, under the bundle's version", async () => {
+    const before = reported();
+    const victim = Number(agent.lines.find((l) => l.msg === "listening")?.pid);
+    process.kill(victim, "SIGKILL");
+    await agent.waitFor((l) => l.msg === "config applied" && l.source === "worker restart", 30_000);
+    const more = 20;
+    for (let i = 0; i < more; i++) expect(await send(`/ok/after-${i}`)).toBe(200);
+    await settle(before.requests + more);
+    expect(reported()).toEqual({
+      requests: before.requests + more,
+      errors5xx: before.errors5xx,
+      buckets: before.requests + more,
+    });
+  }, 45_000);
 });
