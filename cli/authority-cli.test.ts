@@ -409,7 +409,11 @@ describe("coherent (the authority's command line)", { timeout: 60_000 }, () => {
     const dataDir = join(dir, "migrate");
     const first = await coherent(["migrate", "--data-dir", dataDir, "-o", "json"]);
     expect(first.code).toBe(0);
-    expect(JSON.parse(first.stdout).applied).toEqual(["0001_initial", "0002_fleet_states"]);
+    expect(JSON.parse(first.stdout).applied).toEqual([
+      "0001_initial",
+      "0002_fleet_states",
+      "0003_agent_status",
+    ]);
     const second = await coherent(["migrate", "--data-dir", dataDir]);
     expect(second.stdout).toContain("is up to date");
   });

@@ -7,8 +7,10 @@
 import type { Migration } from "kysely";
 import * as initial from "./0001_initial.js";
 import * as fleetStates from "./0002_fleet_states.js";
+import * as agentStatus from "./0003_agent_status.js";
 
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_initial": initial,
   "0002_fleet_states": fleetStates,
+  "0003_agent_status": agentStatus,
 };

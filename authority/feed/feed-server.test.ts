@@ -1,7 +1,6 @@
 import { type ClientDuplexStream, credentials, status } from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
-  AgentState,
   type AuthorityDownstream,
   AuthorityFeedClient,
   type DistributorUpstream,
@@ -57,14 +56,6 @@ class Distributor {
       });
     }
     return this.received;
-  }
-}
-
-async function eventually(check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 3_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("condition not met within 3 s");
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
@@ -181,90 +172,6 @@ for (const target of TEST_TARGETS) {
       });
       expect(received[3]).toMatchObject({ value: { fleet: "api", version: 1 } });
       expect(received[4]).toMatchObject({ value: { fleet: "api", stableVersion: 1, generation: 1 } });
-    });
-
-    it("stores the agent statuses and health samples a distributor reports", async () => {
-      const feed = distributor();
-      feed.subscribe([{ fleet: "web", latestBundleVersion: 2, fleetStateGeneration: 2 }]);
-      await feed.until(1);
-      const status = {
-        agentId: "a-1",
-        fleet: "web",
-        region: "eu",
-        distributorId: "d-1",
-        runningVersion: 2,
-        desiredVersion: 2,
-        state: AgentState.AGENT_STATE_ACKED,
-        nackErrors: [],
-        nackVersion: 0,
-        lastSeenUnixMs: NOW - 1_000,
-        labels: {},
-        connected: true,
-      };
-      feed.call.write({
-        kind: {
-          $case: "agentStatusBatch",
-          value: {
-            statuses: [status, { ...status, agentId: "a-2", fleet: "nope" }],
-          },
-        },
-      });
-      feed.call.write({
-        kind: {
-          $case: "healthBatch",
-          value: {
-            samples: [
-              {
-                fleet: "web",
-                version: 2,
-                region: "eu",
-                windowStartUnixMs: NOW - 10_000,
-                windowEndUnixMs: NOW,
-                requests: 120,
-                errors5xx: 3,
-                latency: { boundsMs: [10, 100], counts: [100, 15, 5], sumMs: 900, count: 120 },
-                agents: 2,
-              },
-            ],
-          },
-        },
-      });
-      // Older than what is stored: an agent moved away from a distributor reporting late.
-      feed.call.write({
-        kind: {
-          $case: "agentStatusBatch",
-          value: { statuses: [{ ...status, runningVersion: 1, lastSeenUnixMs: NOW - 5_000 }] },
-        },
-      });
-      await eventually(async () => (await store.listHealthSamples({ fleet: "web" })).length === 1);
-      expect(await store.listAgents({ region: "eu" })).toEqual([
-        {
-          id: "a-1",
-          fleet: "web",
-          region: "eu",
-          version: 2,
-          state: "acked",
-          lastSeen: new Date(NOW - 1_000),
-        },
-      ]);
-      expect(await store.listHealthSamples({ fleet: "web", version: 2 })).toEqual([
-        {
-          fleet: "web",
-          version: 2,
-          region: "eu",
-          windowStart: new Date(NOW - 10_000),
-          requests: 120,
-          errors5xx: 3,
-          latencyBuckets: [100, 15, 5],
-        },
-      ]);
-      feed.call.write({
-        kind: {
-          $case: "agentStatusBatch",
-          value: { statuses: [{ ...status, connected: false, lastSeenUnixMs: NOW }] },
-        },
-      });
-      await eventually(async () => (await store.listAgents())[0]?.state === "disconnected");
     });
 
     // PGlite is one process's in-memory database: a second connection to the same data exists only on Postgres.

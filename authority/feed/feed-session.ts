@@ -14,7 +14,7 @@ import type {
 import type { Logger } from "../../services/telemetry/logger.js";
 import type { AuthorityStore, BundleCreatedEvent, FleetStateChangedEvent } from "../store/index.js";
 import {
-  agentRow,
+  agentReport,
   bundleMessage,
   fleetStateMessage,
   healthSampleRow,
@@ -114,14 +114,15 @@ export class FeedSession {
       return;
     }
     const { store, now } = this.#host;
+    const { distributorId } = this.#subscription;
     switch (kind.$case) {
       case "agentStatusBatch": {
-        const rows = kind.value.statuses.map((entry) => agentRow(entry, now()));
-        this.#report(() => store.upsertAgentStatuses(rows));
+        const reports = kind.value.statuses.map((entry) => agentReport(entry, distributorId, now()));
+        this.#report(() => store.upsertAgentStatuses(reports));
         break;
       }
       case "healthBatch": {
-        const rows = kind.value.samples.map(healthSampleRow);
+        const rows = kind.value.samples.map((sample) => healthSampleRow(sample, distributorId));
         this.#report(() => store.insertHealthSamples(rows));
         break;
       }

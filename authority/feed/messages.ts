@@ -8,7 +8,7 @@ import {
   type AuthorityDownstream,
   type HealthSample,
 } from "../../proto/coherent/v1/authority.js";
-import type { AgentRow, BundleRow, FleetState, HealthSampleRow } from "../store/index.js";
+import type { AgentReport, BundleRow, FleetState, HealthSampleRow } from "../store/index.js";
 
 export function bundleMessage(bundle: BundleRow): AuthorityDownstream {
   return {
@@ -48,35 +48,54 @@ export function heartbeatMessage(nowMs: number): AuthorityDownstream {
   return { kind: { $case: "heartbeat", value: { sentAtUnixMs: nowMs } } };
 }
 
-const STATE_NAMES: Readonly<Record<number, string>> = {
+const STATE_NAMES: Readonly<Record<number, AgentReport["state"]>> = {
   [AgentState.AGENT_STATE_PENDING]: "pending",
   [AgentState.AGENT_STATE_ACKED]: "acked",
   [AgentState.AGENT_STATE_NACKED]: "nacked",
 };
 
 /**
- * A closed stream outranks the rollout state: an operator must see that the agent is gone.
- * A status without last_seen is stamped `nowMs`, when the authority heard of it.
+ * The wire's zeros stand for the store's nulls. A status without last_seen is stamped `nowMs`,
+ * when the authority heard of it; one without a distributor id is the reporting distributor's.
  */
-export function agentRow(status: AgentStatus, nowMs: number): AgentRow {
+export function agentReport(status: AgentStatus, distributorId: string, nowMs: number): AgentReport {
   return {
     id: status.agentId,
     fleet: status.fleet,
     region: status.region,
-    version: status.runningVersion === 0 ? null : status.runningVersion,
-    state: status.connected ? (STATE_NAMES[status.state] ?? "unknown") : "disconnected",
+    distributorId: status.distributorId === "" ? distributorId : status.distributorId,
+    runningVersion: status.runningVersion === 0 ? null : status.runningVersion,
+    desiredVersion: status.desiredVersion === 0 ? null : status.desiredVersion,
+    state: STATE_NAMES[status.state] ?? "unknown",
+    nack:
+      status.nackVersion === 0
+        ? null
+        : {
+            version: status.nackVersion,
+            errors: status.nackErrors.map(({ path, message, code }) => ({ path, message, code })),
+          },
+    labels: { ...status.labels },
+    connected: status.connected,
     lastSeen: new Date(status.lastSeenUnixMs === 0 ? nowMs : status.lastSeenUnixMs),
   };
 }
 
-export function healthSampleRow(sample: HealthSample): HealthSampleRow {
+/** A sample is one distributor's: the proto leaves that to the stream it came on. */
+export function healthSampleRow(sample: HealthSample, distributorId: string): HealthSampleRow {
   return {
     fleet: sample.fleet,
     version: sample.version,
     region: sample.region,
+    distributorId,
     windowStart: new Date(sample.windowStartUnixMs),
+    windowEnd: new Date(sample.windowEndUnixMs),
     requests: sample.requests,
     errors5xx: sample.errors5xx,
-    latencyBuckets: sample.latency?.counts ?? [],
+    agents: sample.agents,
+    latency: {
+      boundsMs: sample.latency?.boundsMs ?? [],
+      counts: sample.latency?.counts ?? [],
+      sumMs: sample.latency?.sumMs ?? 0,
+    },
   };
 }

@@ -1,4 +1,10 @@
 /** The authority's store: two dialects behind one Database, migrations, and AuthorityStore. */
+export {
+  type AgentFilter,
+  DEFAULT_AGENT_STALE_AFTER_MS,
+  type FleetStatus,
+  type VersionCounts,
+} from "./agent-status.js";
 export { GENESIS_HASH } from "./audit-chain.js";
 export {
   type Database,
@@ -16,21 +22,26 @@ export {
   type FleetStateFields,
   type FleetStateResult,
 } from "./fleet-state.js";
+export type { HealthSummary } from "./health-summary.js";
 export type {
+  AgentNack,
+  AgentReport,
   AgentRow,
+  AgentState,
   AuditRow,
   BundleRow,
   BundleSummary,
   Fleet,
   FleetState,
   HealthSampleRow,
+  LatencyHistogramRow,
+  NackError,
   SigningKeyRow,
   SigningKeyStatus,
   TokenRole,
   TokenRow,
 } from "./rows.js";
 export {
-  type AgentFilter,
   type AuditFilter,
   type AuditInput,
   type AuditVerification,

@@ -2,6 +2,7 @@
 import type { Selectable } from "kysely";
 import type { ChainedEntry } from "./audit-chain.js";
 import type {
+  AgentState,
   AgentsTable,
   ApiTokensTable,
   AuditLogTable,
@@ -9,12 +10,13 @@ import type {
   FleetStatesTable,
   FleetsTable,
   HealthSamplesTable,
+  NackError,
   SigningKeyStatus,
   SigningKeysTable,
   TokenRole,
 } from "./tables.js";
 
-export type { SigningKeyStatus, TokenRole };
+export type { AgentState, NackError, SigningKeyStatus, TokenRole };
 
 export interface Fleet {
   readonly name: string;
@@ -74,30 +76,70 @@ export interface TokenRow {
   readonly revokedAt: Date | null;
 }
 
-/**
- * An agent as its distributor last reported it. `state` is "pending", "acked", "nacked",
- * "unknown", or "disconnected" once its stream closed.
- */
-export interface AgentRow {
+/** What an agent's most recent NACK refused, and why. */
+export interface AgentNack {
+  readonly version: number;
+  /** Every error the agent reported, each with its config path. */
+  readonly errors: readonly NackError[];
+}
+
+/** An agent as a distributor reports it (proto AgentStatus); the store keeps the newest report. */
+export interface AgentReport {
   readonly id: string;
   readonly fleet: string;
   readonly region: string;
+  /** The distributor holding its stream; null for agents stored before this was kept. */
+  readonly distributorId: string | null;
   /** The version it serves; null for none. */
-  readonly version: number | null;
-  readonly state: string;
+  readonly runningVersion: number | null;
+  /** The version its distributor wants it to run; null while none is known. */
+  readonly desiredVersion: number | null;
+  /** Progress towards desiredVersion. */
+  readonly state: AgentState;
+  /** Kept after the state moves on, so an operator still sees why an earlier version failed. */
+  readonly nack: AgentNack | null;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Whether its stream to the distributor was open at the report. */
+  readonly connected: boolean;
+  /** When its distributor last heard from it; the newer report of an agent that moved wins. */
   readonly lastSeen: Date;
 }
 
-/** The merged traffic of one (fleet, version, region) over the window starting at `windowStart`. */
+export interface AgentRow extends AgentReport {
+  /** When the authority stored the report. */
+  readonly updatedAt: Date;
+  /** Not connected, or not heard of within the stale limit, as of the read. */
+  readonly stale: boolean;
+}
+
+/** Latency counts per bucket with the bounds they were counted with (proto LatencyHistogram). */
+export interface LatencyHistogramRow {
+  /** Inclusive upper bounds in ms, ascending; empty when the sample carried no histogram. */
+  readonly boundsMs: readonly number[];
+  /** One more than boundsMs: the overflow bucket last. */
+  readonly counts: readonly number[];
+  readonly sumMs: number;
+}
+
+/**
+ * The merged traffic of one (fleet, version, region) over one window, as one distributor
+ * reported it; distributors of a region each report their own agents.
+ */
 export interface HealthSampleRow {
   readonly fleet: string;
   readonly version: number;
   readonly region: string;
+  /** "" for samples stored before distributors were recorded. */
+  readonly distributorId: string;
+  /** Inclusive. */
   readonly windowStart: Date;
+  /** Exclusive. */
+  readonly windowEnd: Date;
   readonly requests: number;
   readonly errors5xx: number;
-  /** Counts per latency bucket, the overflow bucket last. */
-  readonly latencyBuckets: readonly number[];
+  /** How many agents' reports were merged into it. */
+  readonly agents: number;
+  readonly latency: LatencyHistogramRow;
 }
 
 export interface SigningKeyRow {
@@ -190,14 +232,21 @@ export function toSigningKeyRow(row: Selectable<SigningKeysTable>): SigningKeyRo
   };
 }
 
-export function toAgentRow(row: Selectable<AgentsTable>): AgentRow {
+export function toAgentRow(row: Selectable<AgentsTable> & { readonly stale: boolean }): AgentRow {
   return {
     id: row.id,
     fleet: row.fleet,
     region: row.region,
-    version: row.version,
+    distributorId: row.distributor_id,
+    runningVersion: row.running_version,
+    desiredVersion: row.desired_version,
     state: row.state,
+    nack: row.nack_version === null ? null : { version: row.nack_version, errors: row.nack_errors },
+    labels: row.labels,
+    connected: row.connected,
     lastSeen: row.last_seen,
+    updatedAt: row.updated_at,
+    stale: row.stale,
   };
 }
 
@@ -206,9 +255,12 @@ export function toHealthSampleRow(row: Selectable<HealthSamplesTable>): HealthSa
     fleet: row.fleet,
     version: row.version,
     region: row.region,
+    distributorId: row.distributor_id,
     windowStart: row.window_start,
+    windowEnd: row.window_end,
     requests: Number(row.requests),
     errors5xx: Number(row.errors_5xx),
-    latencyBuckets: row.latency_buckets,
+    agents: row.agents,
+    latency: { boundsMs: row.latency_bounds_ms, counts: row.latency_buckets, sumMs: row.latency_sum_ms },
   };
 }

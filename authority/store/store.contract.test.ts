@@ -40,7 +40,7 @@ for (const target of TEST_TARGETS) {
 
     describe("migrations", () => {
       it("applied every migration in order to the empty database and apply nothing the second time", async () => {
-        expect(test.migrated).toEqual(["0001_initial", "0002_fleet_states"]);
+        expect(test.migrated).toEqual(["0001_initial", "0002_fleet_states", "0003_agent_status"]);
         expect(await migrateToLatest(test.database.db)).toEqual({ applied: [] });
       });
     });

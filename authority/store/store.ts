@@ -14,6 +14,12 @@
  */
 import { randomUUID } from "node:crypto";
 import { type Kysely, sql, type Transaction } from "kysely";
+import {
+  type AgentFilter,
+  countAgents,
+  DEFAULT_AGENT_STALE_AFTER_MS,
+  type FleetStatus,
+} from "./agent-status.js";
 import { auditEntryHash, chainBreak, GENESIS_HASH, jsonDetails } from "./audit-chain.js";
 import type { Database } from "./database.js";
 import { StoreError } from "./errors.js";
@@ -32,7 +38,9 @@ import {
   sameFields,
   stateDetails,
 } from "./fleet-state.js";
+import { type HealthSummary, summarizeHealth } from "./health-summary.js";
 import {
+  type AgentReport,
   type AgentRow,
   type AuditRow,
   BUNDLE_SUMMARY_COLUMNS,
@@ -115,22 +123,21 @@ export type AuditVerification =
   /** `entries` counts the intact entries before the break. */
   | { readonly ok: false; readonly entries: number; readonly brokenAt: { seq: number; reason: string } };
 
-export interface AgentFilter {
-  readonly fleet?: string;
-  readonly region?: string;
-}
-
 export interface HealthSampleFilter {
   readonly fleet: string;
   readonly version?: number;
   readonly region?: string;
   /** Windows starting at or after this time. */
   readonly since?: Date;
+  /** Windows ending at or before this time (window ends are exclusive). */
+  readonly until?: Date;
 }
 
 export interface AuthorityStoreOptions {
   /** Milliseconds since the epoch; stamps bundles, audit entries, tokens and keys. */
   readonly now?: () => number;
+  /** An agent not heard of for longer is shown as stale; default DEFAULT_AGENT_STALE_AFTER_MS. */
+  readonly agentStaleAfterMs?: number;
 }
 
 const VERIFY_BATCH = 1000;
@@ -138,10 +145,12 @@ const VERIFY_BATCH = 1000;
 export class AuthorityStore {
   readonly #database: Database;
   readonly #now: () => number;
+  readonly #agentStaleAfterMs: number;
 
   constructor(database: Database, options: AuthorityStoreOptions = {}) {
     this.#database = database;
     this.#now = options.now ?? Date.now;
+    this.#agentStaleAfterMs = options.agentStaleAfterMs ?? DEFAULT_AGENT_STALE_AFTER_MS;
   }
 
   get #db() {
@@ -484,19 +493,20 @@ export class AuthorityStore {
   }
 
   /**
-   * Records agents as distributors report them. An agent may move between distributors, so a
-   * report older than the stored one (by lastSeen) changes nothing. Agents of fleets the
-   * authority does not know are skipped, not refused: one stray agent must not cost a region
-   * its batch. Resolves with how many were of known fleets.
+   * Records agents as distributors report them, every field replaced by the newer report. An
+   * agent may move between distributors, so a report older than the stored one (by lastSeen)
+   * changes nothing. Agents of fleets the authority does not know are skipped, not refused: one
+   * stray agent must not cost a region its batch. Resolves with how many were of known fleets.
    */
-  async upsertAgentStatuses(statuses: readonly AgentRow[]): Promise<number> {
-    const newest = new Map<string, AgentRow>();
-    for (const status of statuses) {
-      const held = newest.get(status.id);
-      if (!held || held.lastSeen <= status.lastSeen) newest.set(status.id, status);
+  async upsertAgentStatuses(reports: readonly AgentReport[]): Promise<number> {
+    const newest = new Map<string, AgentReport>();
+    for (const report of reports) {
+      const held = newest.get(report.id);
+      if (!held || held.lastSeen <= report.lastSeen) newest.set(report.id, report);
     }
     const rows = await this.#ofKnownFleets([...newest.values()]);
     if (rows.length === 0) return 0;
+    const updatedAt = this.#date();
     await this.#db
       .insertInto("agents")
       .values(
@@ -504,9 +514,16 @@ export class AuthorityStore {
           id: row.id,
           fleet: row.fleet,
           region: row.region,
-          version: row.version,
+          distributor_id: row.distributorId,
+          running_version: row.runningVersion,
+          desired_version: row.desiredVersion,
           state: row.state,
+          nack_version: row.nack?.version ?? null,
+          nack_errors: JSON.stringify(row.nack?.errors ?? []),
+          labels: JSON.stringify(row.labels),
+          connected: row.connected,
           last_seen: row.lastSeen,
+          updated_at: updatedAt,
         })),
       )
       .onConflict((conflict) =>
@@ -515,9 +532,16 @@ export class AuthorityStore {
           .doUpdateSet((eb) => ({
             fleet: eb.ref("excluded.fleet"),
             region: eb.ref("excluded.region"),
-            version: eb.ref("excluded.version"),
+            distributor_id: eb.ref("excluded.distributor_id"),
+            running_version: eb.ref("excluded.running_version"),
+            desired_version: eb.ref("excluded.desired_version"),
             state: eb.ref("excluded.state"),
+            nack_version: eb.ref("excluded.nack_version"),
+            nack_errors: eb.ref("excluded.nack_errors"),
+            labels: eb.ref("excluded.labels"),
+            connected: eb.ref("excluded.connected"),
             last_seen: eb.ref("excluded.last_seen"),
+            updated_at: eb.ref("excluded.updated_at"),
           }))
           .where((eb) => eb("agents.last_seen", "<=", eb.ref("excluded.last_seen"))),
       )
@@ -525,27 +549,75 @@ export class AuthorityStore {
     return rows.length;
   }
 
-  /** Sorted by fleet, region and id. */
+  /** Sorted by fleet, region and id; `stale` as of now (see AuthorityStoreOptions.agentStaleAfterMs). */
   async listAgents(filter: AgentFilter = {}): Promise<AgentRow[]> {
-    let query = this.#db.selectFrom("agents").selectAll().orderBy("fleet").orderBy("region").orderBy("id");
+    const stale = this.#staleness();
+    let query = this.#db
+      .selectFrom("agents")
+      .selectAll()
+      .select(stale.as("stale"))
+      .orderBy("fleet")
+      .orderBy("region")
+      .orderBy("id");
     if (filter.fleet !== undefined) query = query.where("fleet", "=", filter.fleet);
     if (filter.region !== undefined) query = query.where("region", "=", filter.region);
+    if (filter.state !== undefined) query = query.where("state", "=", filter.state);
+    if (filter.stale !== undefined) query = query.where(filter.stale ? stale : sql<boolean>`not ${stale}`);
     const rows = await query.execute();
     return rows.map(toAgentRow);
   }
 
+  /** The fleet's state and how its agents add up per version, as of now; undefined for an unknown fleet. */
+  async fleetStatus(fleet: string): Promise<FleetStatus | undefined> {
+    const state = await this.getFleetState(fleet);
+    if (state === undefined) return undefined;
+    // Staleness is computed once per row in a subquery: grouping by the expression itself would
+    // bind its cutoff twice, and Postgres does not see two parameters as the same expression.
+    const agents = this.#db
+      .selectFrom("agents")
+      .select(["running_version", "desired_version", "state", this.#staleness().as("stale")])
+      .where("fleet", "=", fleet)
+      .as("agents");
+    const rows = await this.#db
+      .selectFrom(agents)
+      .select((eb) => [
+        "running_version",
+        "desired_version",
+        "state",
+        "stale",
+        eb.fn.countAll<string | number>().as("count"),
+      ])
+      .groupBy(["running_version", "desired_version", "state", "stale"])
+      .execute();
+    return countAgents(
+      state,
+      rows.map((row) => ({
+        runningVersion: row.running_version,
+        desiredVersion: row.desired_version,
+        state: row.state,
+        stale: row.stale,
+        count: Number(row.count),
+      })),
+    );
+  }
+
+  /** True for an agent whose stream is closed or that was not heard of within the stale limit. */
+  #staleness() {
+    const cutoff = new Date(this.#now() - this.#agentStaleAfterMs);
+    return sql<boolean>`(not connected or last_seen < ${cutoff})`;
+  }
+
   /**
-   * Stores merged health samples. A sample for a (fleet, version, region, window) already held
-   * replaces it, so a batch a distributor sends again after a reconnect is not counted twice.
-   * Samples of unknown fleets are skipped; resolves with how many were of known fleets.
+   * Stores merged health samples. A distributor sending a (fleet, version, region, window) again,
+   * after a reconnect, replaces its sample rather than counting it twice; another distributor's
+   * sample of the same window is its own agents' and is kept beside it. Samples of unknown fleets
+   * are skipped; resolves with how many were of known fleets.
    */
   async insertHealthSamples(samples: readonly HealthSampleRow[]): Promise<number> {
     const unique = new Map<string, HealthSampleRow>();
     for (const sample of samples) {
-      unique.set(
-        `${sample.fleet}\0${sample.version}\0${sample.region}\0${sample.windowStart.getTime()}`,
-        sample,
-      );
+      const { fleet, version, region, distributorId, windowStart } = sample;
+      unique.set(`${fleet}\0${version}\0${region}\0${distributorId}\0${windowStart.getTime()}`, sample);
     }
     const rows = await this.#ofKnownFleets([...unique.values()]);
     if (rows.length === 0) return 0;
@@ -556,18 +628,29 @@ export class AuthorityStore {
           fleet: row.fleet,
           version: row.version,
           region: row.region,
+          distributor_id: row.distributorId,
           window_start: row.windowStart,
+          window_end: row.windowEnd,
           requests: row.requests,
           errors_5xx: row.errors5xx,
-          latency_buckets: JSON.stringify(row.latencyBuckets),
+          agents: row.agents,
+          latency_bounds_ms: JSON.stringify(row.latency.boundsMs),
+          latency_buckets: JSON.stringify(row.latency.counts),
+          latency_sum_ms: row.latency.sumMs,
         })),
       )
       .onConflict((conflict) =>
-        conflict.columns(["fleet", "version", "region", "window_start"]).doUpdateSet((eb) => ({
-          requests: eb.ref("excluded.requests"),
-          errors_5xx: eb.ref("excluded.errors_5xx"),
-          latency_buckets: eb.ref("excluded.latency_buckets"),
-        })),
+        conflict
+          .columns(["fleet", "version", "region", "distributor_id", "window_start"])
+          .doUpdateSet((eb) => ({
+            window_end: eb.ref("excluded.window_end"),
+            requests: eb.ref("excluded.requests"),
+            errors_5xx: eb.ref("excluded.errors_5xx"),
+            agents: eb.ref("excluded.agents"),
+            latency_bounds_ms: eb.ref("excluded.latency_bounds_ms"),
+            latency_buckets: eb.ref("excluded.latency_buckets"),
+            latency_sum_ms: eb.ref("excluded.latency_sum_ms"),
+          })),
       )
       .execute();
     return rows.length;
@@ -581,12 +664,24 @@ export class AuthorityStore {
       .where("fleet", "=", filter.fleet)
       .orderBy("window_start")
       .orderBy("version")
-      .orderBy("region");
+      .orderBy("region")
+      .orderBy("distributor_id");
     if (filter.version !== undefined) query = query.where("version", "=", filter.version);
     if (filter.region !== undefined) query = query.where("region", "=", filter.region);
     if (filter.since !== undefined) query = query.where("window_start", ">=", filter.since);
+    if (filter.until !== undefined) query = query.where("window_end", "<=", filter.until);
     const rows = await query.execute();
     return rows.map(toHealthSampleRow);
+  }
+
+  /**
+   * The fleet's traffic per version over the windows that lie wholly within [since, until): all
+   * regions and distributors summed (see health-summary.ts). A window that began before `since`
+   * is left out, so a gate judging a stage never counts traffic from before it. Lowest version
+   * first; empty when nothing was reported.
+   */
+  async healthSummary(fleet: string, since: Date, until: Date): Promise<HealthSummary[]> {
+    return summarizeHealth(await this.listHealthSamples({ fleet, since, until }));
   }
 
   async #ofKnownFleets<T extends { readonly fleet: string }>(items: readonly T[]): Promise<T[]> {

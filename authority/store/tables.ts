@@ -6,6 +6,15 @@
 import type { ColumnType, Generated } from "kysely";
 
 export type TokenRole = "viewer" | "operator" | "admin";
+/** Where an agent stands relative to the version its distributor wants it to run (proto AgentState). */
+export type AgentState = "pending" | "acked" | "nacked" | "unknown";
+
+/** One reason an agent refused a bundle (proto ConfigError); path "" for the bundle as a whole. */
+export interface NackError {
+  readonly path: string;
+  readonly message: string;
+  readonly code: string;
+}
 export type SigningKeyStatus = "active" | "trusted" | "retired";
 
 type Timestamp = ColumnType<Date, Date, Date>;
@@ -57,23 +66,37 @@ export interface RolloutsTable {
   finished_at: Timestamp | null;
 }
 
+/** See migrations/0003_agent_status.ts. */
 export interface AgentsTable {
   id: string;
   fleet: string;
   region: string;
-  version: number | null;
-  state: string;
+  /** Null for rows stored before distributors were recorded. */
+  distributor_id: string | null;
+  running_version: number | null;
+  desired_version: number | null;
+  state: AgentState;
+  nack_version: number | null;
+  nack_errors: Json<NackError[]>;
+  labels: Json<Record<string, string>>;
+  connected: boolean;
   last_seen: Timestamp;
+  updated_at: Timestamp;
 }
 
 export interface HealthSamplesTable {
   fleet: string;
   version: number;
   region: string;
+  distributor_id: string;
   window_start: Timestamp;
+  window_end: Timestamp;
   requests: Int8;
   errors_5xx: Int8;
+  agents: number;
+  latency_bounds_ms: Json<number[]>;
   latency_buckets: Json<number[]>;
+  latency_sum_ms: number;
 }
 
 export interface AuditLogTable {

@@ -1,4 +1,4 @@
-/** Helpers the store's contract suites share: waiting for NOTIFY events, and store errors. */
+/** Helpers the store's contract suites share: waiting for NOTIFY events and other effects, and store errors. */
 import { expect } from "vitest";
 import { StoreError } from "./errors.js";
 
@@ -31,4 +31,13 @@ export async function storeError(promise: Promise<unknown>): Promise<StoreError>
   );
   expect(error).toBeInstanceOf(StoreError);
   return error as StoreError;
+}
+
+/** Resolves once `check` resolves true; fails after `ms`. For effects that land asynchronously. */
+export async function eventually(check: () => Promise<boolean>, ms = 3_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
