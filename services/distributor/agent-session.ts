@@ -11,10 +11,11 @@
  */
 import { randomBytes } from "node:crypto";
 import { type ServerDuplexStream, status } from "@grpc/grpc-js";
-import type { AgentMessage, DistributorMessage } from "../../proto/coherent/v1/distribution.js";
+import type { AgentMessage } from "../../proto/coherent/v1/distribution.js";
 import type { AgentRecord, DistributorCore } from "./core.js";
 import type { HealthMerger } from "./health-merger.js";
 import type { DistributorMetrics } from "./metrics.js";
+import { bundleUpdateBytes, type OutgoingMessage } from "./wire.js";
 
 export interface SessionHost {
   readonly core: DistributorCore;
@@ -33,7 +34,7 @@ export interface SessionHost {
   detach(session: AgentSession): boolean;
 }
 
-type Call = ServerDuplexStream<AgentMessage, DistributorMessage>;
+type Call = ServerDuplexStream<AgentMessage, OutgoingMessage>;
 
 export class AgentSession {
   readonly #call: Call;
@@ -69,18 +70,7 @@ export class AgentSession {
     if (bundle === undefined) return;
     const nonce = randomBytes(16).toString("base64url");
     this.#host.core.pushed(agent, bundle.version, nonce);
-    this.#send({
-      kind: {
-        $case: "bundleUpdate",
-        value: {
-          fleet: bundle.fleet,
-          version: bundle.version,
-          nonce,
-          contentSha256: bundle.contentSha256,
-          signedBundle: bundle.signedBundle,
-        },
-      },
-    });
+    this.#send(bundleUpdateBytes(bundle, nonce));
     this.#host.metrics.pushes.inc();
   }
 
@@ -171,7 +161,7 @@ export class AgentSession {
     }
   }
 
-  #send(message: DistributorMessage): void {
+  #send(message: OutgoingMessage): void {
     this.#lastSentMs = this.#host.now();
     this.#call.write(message);
   }

@@ -6,10 +6,7 @@
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Server, status } from "@grpc/grpc-js";
-import {
-  type AgentDistributionServer,
-  AgentDistributionService,
-} from "../../proto/coherent/v1/distribution.js";
+import type { AgentDistributionServer } from "../../proto/coherent/v1/distribution.js";
 import { addStandardServices, type StandardServices } from "../net/grpc-standard.js";
 import { type ServerTlsFiles, serverCredentials } from "../net/tls.js";
 import { AgentSession, type SessionHost } from "./agent-session.js";
@@ -17,6 +14,7 @@ import { DistributorCore } from "./core.js";
 import type { FleetSource, HealthSink } from "./fleet-source.js";
 import { HealthMerger } from "./health-merger.js";
 import { createDistributorMetrics, type DistributorMetrics } from "./metrics.js";
+import { agentDistributionService } from "./wire.js";
 
 export interface DistributorServerOptions {
   readonly source: FleetSource;
@@ -106,7 +104,7 @@ export class DistributorServer implements SessionHost {
         new AgentSession(call, this);
       },
     };
-    this.#grpc.addService(AgentDistributionService, handlers);
+    this.#grpc.addService(agentDistributionService, handlers);
     this.#standard = addStandardServices(
       this.#grpc,
       ["coherent.v1.AgentDistribution"],
