@@ -140,6 +140,8 @@ export interface DistributorProcess {
   readonly id: string;
   /** host:port agents connect to. */
   readonly address: string;
+  /** Base URL of its /healthz and /metrics. */
+  readonly httpUrl: string;
 }
 
 export async function startDistributorProcess(options: {
@@ -165,14 +167,52 @@ export async function startDistributorProcess(options: {
       "127.0.0.1:0",
       "--cache-dir",
       options.cacheDir,
-      ...options.trustedKeys.flatMap((file) => ["--trusted-keys", file]),
+      "--trusted-keys",
+      options.trustedKeys.join(","),
+      "--http-listen",
+      "127.0.0.1:0",
     ],
   });
   try {
-    const started = await process.waitFor((line) => line.msg === "distributor listening", 20_000);
-    return { process, id: options.id, address: String(started.address) };
+    const started = await process.waitFor((line) => line.msg === "distributor listening", 30_000);
+    return {
+      process,
+      id: options.id,
+      address: String(started.address),
+      httpUrl: `http://${String(started.http)}`,
+    };
   } catch (error) {
     await process.stop("SIGKILL");
     throw error;
   }
+}
+
+/** One agent as `GET /api/v1/agents` shows it. */
+export interface AgentView {
+  readonly id: string;
+  readonly fleet: string;
+  readonly region: string;
+  readonly distributor: string;
+  readonly running_version: number;
+  readonly desired_version: number;
+  readonly state: string;
+  readonly nack: { version: number; errors: Array<{ path: string; code?: string; message: string }> } | null;
+  readonly stale: boolean;
+  readonly connected: boolean;
+}
+
+/** The authority's view of a fleet's agents, by id. */
+export async function agentsOf(url: string, token: string, fleet: string): Promise<Map<string, AgentView>> {
+  const { status, body } = await api<{ agents: AgentView[] }>(url, token, "GET", `/agents?fleet=${fleet}`);
+  if (status !== 200) throw new Error(`GET /agents answered ${status}: ${JSON.stringify(body)}`);
+  return new Map(body.agents.map((agent) => [agent.id, agent]));
+}
+
+/** The value of an unlabelled metric on a distributor's /metrics. */
+export async function distributorMetric(distributor: DistributorProcess, name: string): Promise<number> {
+  const response = await fetch(`${distributor.httpUrl}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  const text = await response.text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  if (line === undefined) throw new Error(`no metric ${name} on ${distributor.id}`);
+  return Number(line.slice(name.length + 1));
 }

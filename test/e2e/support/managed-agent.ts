@@ -46,7 +46,8 @@ export interface ManagedAgent {
 export function routesTo(upstream: { name: string; address: string }): Record<string, unknown> {
   return {
     listeners: [{ address: LISTENER }],
-    routes: [{ id: "all", path_prefix: "/", pool: upstream.name }],
+    // A timeout, as the authority's governance requires of every route.
+    routes: [{ id: "all", path_prefix: "/", pool: upstream.name, policy: { timeout: "5s" } }],
     pools: [{ id: upstream.name, endpoints: [{ address: upstream.address }] }],
   };
 }
@@ -74,7 +75,7 @@ export async function startManagedAgent(options: ManagedAgentOptions): Promise<M
     args: ["--static-config", staticFile, "--admin", "127.0.0.1:0"],
     env: { PROXY_ADMIN_TOKEN: ADMIN_TOKEN, PROXY_LOG_LEVEL: "info" },
   });
-  const adminLine = await process.waitFor((line) => line.msg === "admin API listening");
+  const adminLine = await process.waitFor((line) => line.msg === "admin API listening", 30_000);
   const adminUrl = `http://${String(adminLine.address)}`;
 
   const listenerUrl = async (): Promise<string | undefined> => {
