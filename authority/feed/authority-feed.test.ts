@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { credentials } from "@grpc/grpc-js";
@@ -28,6 +28,28 @@ describe("the authority process", () => {
     );
     await expect(resolveAuthoritySettings({}, { COHERENT_FEED_LISTEN: "nowhere" })).rejects.toThrow(
       /feed listen address/,
+    );
+  });
+
+  it("takes the feed's TLS files from flags, COHERENT_FEED_TLS_* or the file, and refuses half a pair", async () => {
+    const file = join(dir, "authority.yaml");
+    await writeFile(file, "feed_tls:\n  cert_file: file.crt\n  key_file: file.key\n");
+    expect((await resolveAuthoritySettings({}, {})).feedTls).toBeUndefined();
+    expect((await resolveAuthoritySettings({ config: file }, {})).feedTls).toEqual({
+      certFile: "file.crt",
+      keyFile: "file.key",
+    });
+    const env = { COHERENT_FEED_TLS_CERT: "env.crt", COHERENT_FEED_TLS_CLIENT_CA: "ca.pem" };
+    expect((await resolveAuthoritySettings({ config: file, feedTlsKey: "flag.key" }, env)).feedTls).toEqual({
+      certFile: "env.crt",
+      keyFile: "flag.key",
+      clientCaFile: "ca.pem",
+    });
+    await expect(resolveAuthoritySettings({ feedTlsCert: "a.crt" }, {})).rejects.toThrow(
+      /both a certificate and its key/,
+    );
+    await expect(resolveAuthoritySettings({}, { COHERENT_FEED_TLS_CLIENT_CA: "ca.pem" })).rejects.toThrow(
+      /client CA needs/,
     );
   });
 
