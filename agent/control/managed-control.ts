@@ -8,7 +8,6 @@
  * happens to the stream, the agent keeps serving what it has.
  */
 
-import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -25,6 +24,7 @@ import {
 import { DEFAULT_MAX_BUNDLE_BYTES, type Keyring } from "../../services/bundle/index.js";
 import type { ControlPlaneConfig } from "../../services/config/index.js";
 import { Backoff } from "../../services/net/backoff.js";
+import { channelCredentials } from "../../services/net/tls.js";
 import type { Logger } from "../../services/telemetry/logger.js";
 import type { ConfigTarget } from "../runtime/config-target.js";
 import { BundleApplier, type CurrentBundle } from "./bundle-applier.js";
@@ -273,7 +273,13 @@ export async function createManagedControl(
     keyring: await keyringFrom(settings.trusted_keys),
     logger: logger.child({ component: "control" }),
     softwareVersion,
-    credentials: await channelCredentials(settings.tls),
+    credentials: await channelCredentials(
+      settings.tls && {
+        caFile: settings.tls.ca_file,
+        certFile: settings.tls.cert_file,
+        keyFile: settings.tls.key_file,
+      },
+    ),
     ...(settings.tls?.server_name === undefined
       ? {}
       : {
@@ -284,11 +290,4 @@ export async function createManagedControl(
           },
         }),
   });
-}
-
-async function channelCredentials(tls: ControlPlaneConfig["tls"]): Promise<ChannelCredentials> {
-  if (!tls) return credentials.createInsecure();
-  const read = (file: string | undefined) => (file === undefined ? null : readFile(file));
-  const [ca, key, cert] = await Promise.all([read(tls.ca_file), read(tls.key_file), read(tls.cert_file)]);
-  return credentials.createSsl(ca, key, cert);
 }
