@@ -100,6 +100,7 @@ export class AuthorityClient implements HealthSink {
   readonly #pendingStatuses = new Map<string, AgentStatus>();
   #pendingSamples: HealthSample[] = [];
   #droppedSamples = 0;
+  #dropping = false;
   /** The open stream once the authority answered on it; undefined otherwise. */
   #open: { readonly call: Call; readonly address: string } | undefined;
   #writable = true;
@@ -143,15 +144,17 @@ export class AuthorityClient implements HealthSink {
 
   health(samples: readonly HealthSample[]): void {
     this.#pendingSamples.push(...samples);
-    const excess =
-      this.#pendingSamples.length - (this.#options.maxQueuedSamples ?? DEFAULT_MAX_QUEUED_SAMPLES);
+    const limit = this.#options.maxQueuedSamples ?? DEFAULT_MAX_QUEUED_SAMPLES;
+    const excess = this.#pendingSamples.length - limit;
     if (excess > 0) {
-      if (this.#droppedSamples === 0 || excess === samples.length) {
+      // Once per outage, not per flush: the queue stays full until an authority answers.
+      if (!this.#dropping) {
         this.#logger.warn(
-          { event: "health_dropped", queued: this.#pendingSamples.length - excess },
-          "health queue full while the authority is unreachable: dropping the oldest samples",
+          { event: "health_dropped", queued: limit },
+          "health queue full while no authority answers: dropping the oldest samples",
         );
       }
+      this.#dropping = true;
       this.#pendingSamples.splice(0, excess);
       this.#droppedSamples += excess;
     }
@@ -365,6 +368,7 @@ export class AuthorityClient implements HealthSink {
     if (this.#writable && this.#pendingSamples.length > 0) {
       const samples = this.#pendingSamples;
       this.#pendingSamples = [];
+      this.#dropping = false;
       this.#write(open.call, { kind: { $case: "healthBatch", value: { samples } } });
     }
   }
