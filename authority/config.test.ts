@@ -111,6 +111,20 @@ describe("authority settings", () => {
     });
   });
 
+  it("takes the agent stale limit as a duration from the file, COHERENT_AGENT_STALE_AFTER over it", async () => {
+    const stale = join(dir, "stale.yaml");
+    await writeFile(stale, "agent_stale_after: 90s\n");
+    expect(await resolveAuthoritySettings({ config: stale }, {})).toMatchObject({
+      agentStaleAfterMs: 90_000,
+    });
+    expect(
+      await resolveAuthoritySettings({ config: stale }, { COHERENT_AGENT_STALE_AFTER: "2m" }),
+    ).toMatchObject({ agentStaleAfterMs: 120_000 });
+    await expect(resolveAuthoritySettings({}, { COHERENT_AGENT_STALE_AFTER: "10ms" })).rejects.toThrow(
+      /COHERENT_AGENT_STALE_AFTER/,
+    );
+  });
+
   it("refuses contradictory or invalid settings with a message that names them", async () => {
     await expect(
       resolveAuthoritySettings({}, { COHERENT_SIGNING_KEY: "pem", COHERENT_SIGNING_KEY_FILE: "/k" }),

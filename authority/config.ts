@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { readConfigText } from "../services/config/index.js";
-import { listenAddress, size } from "../services/config/schema/primitives.js";
+import { duration, listenAddress, size } from "../services/config/schema/primitives.js";
 import type { ServerTlsFiles } from "../services/net/tls.js";
 import { DEFAULT_GOVERNANCE, type GovernanceSettings } from "./governance.js";
 
@@ -53,6 +53,12 @@ export interface AuthoritySettings {
   readonly governance: GovernanceSettings;
   /** The largest request body the API reads, in bytes. */
   readonly bodyLimit: number;
+  /**
+   * Milliseconds after which the API shows an agent as stale when neither it nor its distributor
+   * was heard of (a distributor's feed heartbeats every few seconds); undefined:
+   * DEFAULT_AGENT_STALE_AFTER_MS.
+   */
+  readonly agentStaleAfterMs?: number;
   readonly logLevel: string;
 }
 
@@ -92,6 +98,7 @@ const FileSchema = z.strictObject({
   trusted_key_files: z.array(z.string().min(1)).optional(),
   governance: GovernanceFileSchema.optional(),
   body_limit: size({ min: 1024 }).optional(),
+  agent_stale_after: duration({ min: 1000 }).optional(),
   log_level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).optional(),
 });
 
@@ -113,6 +120,9 @@ export async function resolveAuthoritySettings(
   const bodyLimit = env.COHERENT_BODY_LIMIT
     ? checkValue("COHERENT_BODY_LIMIT", size({ min: 1024 }), env.COHERENT_BODY_LIMIT)
     : (file.body_limit ?? DEFAULT_BODY_LIMIT);
+  const staleAfter = env.COHERENT_AGENT_STALE_AFTER
+    ? checkValue("COHERENT_AGENT_STALE_AFTER", duration({ min: 1000 }), env.COHERENT_AGENT_STALE_AFTER)
+    : file.agent_stale_after;
   return {
     database: url
       ? { url, ...(schema ? { schema } : {}) }
@@ -125,6 +135,7 @@ export async function resolveAuthoritySettings(
     trustedKeyFiles: file.trusted_key_files ?? [],
     governance: { ...DEFAULT_GOVERNANCE, ...file.governance },
     bodyLimit,
+    ...(staleAfter === undefined ? {} : { agentStaleAfterMs: staleAfter }),
     logLevel: flags.logLevel ?? env.COHERENT_LOG_LEVEL ?? file.log_level ?? "info",
   };
 }

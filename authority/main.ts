@@ -64,7 +64,10 @@ export async function startAuthority(
     const { applied } = await migrateToLatest(database.db);
     if (applied.length > 0)
       logger.info({ event: "migrations_applied", migrations: applied }, "database migrated");
-    const store = new AuthorityStore(database, options.now ? { now: options.now } : {});
+    const store = new AuthorityStore(database, {
+      ...(options.now ? { now: options.now } : {}),
+      ...(settings.agentStaleAfterMs === undefined ? {} : { agentStaleAfterMs: settings.agentStaleAfterMs }),
+    });
     const key = await signingKey(settings, database.dialect);
     await registerKeys(store, key, settings.trustedKeyFiles, logger);
     const bundles = new BundleService({ store, signingKey: key, governance: settings.governance });

@@ -7,6 +7,10 @@
  * which lost whether the agent had acked. `version` is renamed `running_version` beside the new
  * `desired_version`. Rows stored before carry no distributor (null) and no labels.
  *
+ * distributors: when the authority last heard from each distributor on its feed. A distributor
+ * reports an agent again only when something about it changes, and reports it disconnected when
+ * its stream closes; so a connected agent is live as long as its distributor is heard from.
+ *
  * health_samples: the key gains distributor_id, so two distributors of one region reporting the
  * same (fleet, version, window) are two samples that both count, while the same distributor
  * sending a window again replaces its sample. Rows stored before get distributor "" and their
@@ -35,6 +39,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addCheckConstraint("agents_state", sql`state in ('pending', 'acked', 'nacked', 'unknown')`)
     .execute();
   await db.schema.createIndex("agents_fleet_state").on("agents").columns(["fleet", "state"]).execute();
+
+  await db.schema
+    .createTable("distributors")
+    .addColumn("id", "text", (c) => c.primaryKey())
+    .addColumn("region", "text", (c) => c.notNull())
+    .addColumn("last_heard", "timestamptz", (c) => c.notNull())
+    .execute();
 
   await db.schema
     .alterTable("health_samples")
@@ -82,6 +93,7 @@ export async function down(db: Kysely<unknown>): Promise<void> {
     await db.schema.alterTable("health_samples").dropColumn(column).execute();
   }
 
+  await db.schema.dropTable("distributors").execute();
   await db.schema.dropIndex("agents_fleet_state").execute();
   await db.schema.alterTable("agents").dropConstraint("agents_state").execute();
   await sql`update agents set state = 'disconnected' where not connected`.execute(db);

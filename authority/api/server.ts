@@ -15,6 +15,7 @@ import type { Logger } from "../../services/telemetry/logger.js";
 import type { BundleService } from "../bundle-service.js";
 import { ApiError } from "../errors.js";
 import type { AuthorityStore } from "../store/index.js";
+import { registerAgentRoutes } from "./agent-routes.js";
 import { registerAuditRoutes } from "./audit-routes.js";
 import { bearerAuth } from "./auth.js";
 import { registerBundleRoutes } from "./bundle-routes.js";
@@ -57,7 +58,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
     openapi: {
       info: {
         title: "Coherent authority",
-        description: "Fleets, signed config bundles, the audit log and API tokens.",
+        description: "Fleets, signed config bundles, the agents that run them, the audit log and API tokens.",
         version: "1",
       },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
@@ -72,6 +73,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
       api.addHook("onRequest", bearerAuth(options.store));
       registerFleetRoutes(api, options.store);
       registerFleetStateRoutes(api, options.store);
+      registerAgentRoutes(api, options.store);
       registerBundleRoutes(api, options.bundles, options.store);
       registerAuditRoutes(api, options.store);
       registerTokenRoutes(api, options.store);

@@ -22,6 +22,8 @@ import {
   SYNC_COMPLETE,
 } from "./messages.js";
 
+const HEARD_EVERY_MS = 1_000;
+
 export type FeedCall = ServerDuplexStream<DistributorUpstream, AuthorityDownstream>;
 
 /** What a session needs from its server. */
@@ -64,6 +66,8 @@ export class FeedSession {
   #subscription: Subscribe | undefined;
   #synced = false;
   #over = false;
+  /** When the distributor's liveness was last written; see #heard. */
+  #heardAt = Number.NEGATIVE_INFINITY;
 
   constructor(call: FeedCall, host: FeedSessionHost) {
     this.#call = call;
@@ -114,6 +118,7 @@ export class FeedSession {
       return;
     }
     const { store, now } = this.#host;
+    this.#heard();
     const { distributorId } = this.#subscription;
     switch (kind.$case) {
       case "agentStatusBatch": {
@@ -141,6 +146,7 @@ export class FeedSession {
       return;
     }
     this.#subscription = subscription;
+    this.#heard();
     for (const known of subscription.knownFleets) {
       this.#fleets.set(known.fleet, {
         known: known.latestBundleVersion,
@@ -204,7 +210,19 @@ export class FeedSession {
       .catch((error) => this.#fail(error));
   }
 
-  #report(work: () => Promise<number>): void {
+  /**
+   * Any message proves the distributor alive, and with it the agents it reports connected (see
+   * AuthorityStore#distributorHeard); written at most once a second, in order with the reports.
+   */
+  #heard(): void {
+    const subscription = this.#subscription;
+    const now = this.#host.now();
+    if (subscription === undefined || now - this.#heardAt < HEARD_EVERY_MS) return;
+    this.#heardAt = now;
+    this.#report(() => this.#host.store.distributorHeard(subscription.distributorId, subscription.region));
+  }
+
+  #report(work: () => Promise<unknown>): void {
     this.#upstream = this.#upstream
       .then(async () => {
         if (!this.#over) await work();

@@ -64,6 +64,8 @@ for (const target of TEST_TARGETS) {
     let server: AuthorityFeedServer;
     let client: AuthorityFeedClient;
     const open: Stream[] = [];
+    /** The authority's clock. */
+    let now = NOW;
 
     /** A subscribed distributor's stream; what comes down is not read here. */
     function distributor(distributorId: string): Stream {
@@ -82,7 +84,7 @@ for (const target of TEST_TARGETS) {
 
     beforeAll(async () => {
       test = await target.create();
-      store = new AuthorityStore(test.database, { now: () => NOW, agentStaleAfterMs: 60_000 });
+      store = new AuthorityStore(test.database, { now: () => now, agentStaleAfterMs: 60_000 });
     }, 60_000);
 
     afterAll(async () => {
@@ -91,7 +93,8 @@ for (const target of TEST_TARGETS) {
 
     beforeEach(async () => {
       await test.reset();
-      server = new AuthorityFeedServer({ store, logger: silent, now: () => NOW, heartbeatIntervalMs: 0 });
+      now = NOW;
+      server = new AuthorityFeedServer({ store, logger: silent, now: () => now, heartbeatIntervalMs: 0 });
       const port = await server.listen("127.0.0.1:0");
       client = new AuthorityFeedClient(`127.0.0.1:${port}`, credentials.createInsecure());
       await store.createFleet({ name: "web" });
@@ -194,6 +197,16 @@ for (const target of TEST_TARGETS) {
       expect(await store.listAgents({ stale: true })).toMatchObject([
         { id: "a-1", state: "acked", connected: false, stale: true },
       ]);
+    });
+
+    it("keeps a distributor's agents live while its feed is heard from, not after", async () => {
+      const feed = distributor("d-1");
+      statuses(feed, [status("a-1", { lastSeenUnixMs: NOW - 30_000 })]);
+      await eventually(async () => (await store.listAgents()).length === 1);
+      now = NOW + 120_000;
+      expect(await store.listAgents()).toMatchObject([{ id: "a-1", stale: true }]);
+      feed.write({ kind: { $case: "heartbeat", value: { sentAtUnixMs: now } } });
+      await eventually(async () => (await store.listAgents())[0]?.stale === false);
     });
 
     it("counts two distributors' samples of one window and replaces a distributor's repeated one", async () => {

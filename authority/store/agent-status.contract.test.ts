@@ -144,6 +144,25 @@ for (const target of TEST_TARGETS) {
         expect((await store.listAgents({ stale: false })).map((agent) => agent.id)).toEqual([]);
       });
 
+      it("stay live while their distributor is heard from, however long ago they were last reported", async () => {
+        const long = new Date(START - 10 * STALE_AFTER);
+        await store.upsertAgentStatuses([
+          report("vouched", { lastSeen: long }),
+          report("closed", { connected: false, lastSeen: long }),
+          report("orphan", { distributorId: "d-silent", lastSeen: long }),
+        ]);
+        await store.distributorHeard("d-eu-1", "eu");
+        const staleness = async () =>
+          Object.fromEntries((await store.listAgents()).map((agent) => [agent.id, agent.stale]));
+        expect(await staleness()).toEqual({ closed: true, orphan: true, vouched: false });
+        expect((await store.fleetStatus("web"))?.agents).toMatchObject({ total: 3, stale: 2 });
+
+        clock += STALE_AFTER + 1;
+        expect(await staleness()).toEqual({ closed: true, orphan: true, vouched: true });
+        await store.distributorHeard("d-eu-1", "eu");
+        expect(await staleness()).toEqual({ closed: true, orphan: true, vouched: false });
+      });
+
       it("are filtered by fleet, region and state together", async () => {
         await store.upsertAgentStatuses([
           report("a-1"),
@@ -299,7 +318,7 @@ for (const target of TEST_TARGETS) {
         await sql`insert into health_samples (fleet, version, region, window_start, requests, errors_5xx, latency_buckets)
           values ('web', 1, 'eu', ${new Date(START)}, 10, 1, '[9, 1]')`.execute(db);
 
-        expect(await migrateToLatest(db)).toEqual({ applied: ["0003_agent_status"] });
+        expect(await migrateToLatest(db)).toEqual({ applied: ["0003_agent_status", "0004_rollouts"] });
         expect(await store.listAgents()).toMatchObject([
           {
             id: "a-1",

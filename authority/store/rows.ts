@@ -108,7 +108,7 @@ export interface AgentReport {
 export interface AgentRow extends AgentReport {
   /** When the authority stored the report. */
   readonly updatedAt: Date;
-  /** Not connected, or not heard of within the stale limit, as of the read. */
+  /** Not connected, or neither it nor its distributor heard of within the stale limit, as of the read. */
   readonly stale: boolean;
 }
 

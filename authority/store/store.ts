@@ -39,6 +39,7 @@ import {
   stateDetails,
 } from "./fleet-state.js";
 import { type HealthSummary, summarizeHealth } from "./health-summary.js";
+import { RolloutStore } from "./rollout-store.js";
 import {
   type AgentReport,
   type AgentRow,
@@ -147,10 +148,14 @@ export class AuthorityStore {
   readonly #now: () => number;
   readonly #agentStaleAfterMs: number;
 
+  /** Rollouts, their events and the controller's lease. */
+  readonly rollouts: RolloutStore;
+
   constructor(database: Database, options: AuthorityStoreOptions = {}) {
     this.#database = database;
     this.#now = options.now ?? Date.now;
     this.#agentStaleAfterMs = options.agentStaleAfterMs ?? DEFAULT_AGENT_STALE_AFTER_MS;
+    this.rollouts = new RolloutStore(database.db, (entry, trx) => this.#appendAudit(trx, entry));
   }
 
   get #db() {
@@ -297,9 +302,17 @@ export class AuthorityStore {
    * Changes a fleet's state as the rollout controller does, audited as `fleet.state` with the
    * state before and after. Throws StoreError "unknown_fleet", "unknown_version",
    * "invalid_fleet_state" or "downgrade"; a change that changes nothing writes nothing.
+   * `guard` runs first in the same transaction and may refuse it by throwing (the controller
+   * checks its lease epoch there).
    */
-  setFleetState(fleet: string, change: FleetStateChange, actor: string): Promise<FleetStateResult> {
+  setFleetState(
+    fleet: string,
+    change: FleetStateChange,
+    actor: string,
+    guard?: (trx: Transaction<Tables>) => Promise<void>,
+  ): Promise<FleetStateResult> {
     return this.#db.transaction().execute(async (trx) => {
+      await guard?.(trx);
       await lockFleet(trx, fleet);
       const current = await readFleetState(trx, fleet);
       return this.#transition(trx, current, applyChange(current, change), (state) => ({
@@ -549,7 +562,7 @@ export class AuthorityStore {
     return rows.length;
   }
 
-  /** Sorted by fleet, region and id; `stale` as of now (see AuthorityStoreOptions.agentStaleAfterMs). */
+  /** Sorted by fleet, region and id; `stale` as of now (see #staleness). */
   async listAgents(filter: AgentFilter = {}): Promise<AgentRow[]> {
     const stale = this.#staleness();
     let query = this.#db
@@ -601,10 +614,30 @@ export class AuthorityStore {
     );
   }
 
-  /** True for an agent whose stream is closed or that was not heard of within the stale limit. */
+  /**
+   * Notes that a distributor's feed is alive, now. Its connected agents stay live while it is
+   * heard from: it reports an agent only when something about it changes, and as disconnected
+   * when the agent's stream closes.
+   */
+  async distributorHeard(id: string, region: string): Promise<void> {
+    const lastHeard = this.#date();
+    await this.#db
+      .insertInto("distributors")
+      .values({ id, region, last_heard: lastHeard })
+      .onConflict((conflict) => conflict.column("id").doUpdateSet({ region, last_heard: lastHeard }))
+      .execute();
+  }
+
+  /**
+   * True for an agent whose stream is closed, or of which neither it (last_seen) nor its
+   * distributor (distributorHeard) was heard within the stale limit: a distributor that went
+   * silent cannot vouch for its agents.
+   */
   #staleness() {
     const cutoff = new Date(this.#now() - this.#agentStaleAfterMs);
-    return sql<boolean>`(not connected or last_seen < ${cutoff})`;
+    return sql<boolean>`(not agents.connected or greatest(agents.last_seen, (
+      select distributors.last_heard from distributors where distributors.id = agents.distributor_id
+    )) < ${cutoff})`;
   }
 
   /**

@@ -26,6 +26,8 @@ export interface FleetsTable {
   name: string;
   description: string | null;
   created_at: Timestamp;
+  /** The plan `rollout start` uses when given none (migrations/0004_rollouts.ts); null: the built-in one. */
+  default_plan: ColumnType<unknown, string | undefined, string | null>;
 }
 
 export interface BundlesTable {
@@ -52,18 +54,46 @@ export interface FleetStatesTable {
   updated_at: Timestamp;
 }
 
+/** See migrations/0004_rollouts.ts and rollout-controller/state-machine.ts. */
 export interface RolloutsTable {
   id: string;
   fleet: string;
   candidate_version: number;
   stable_version: number | null;
-  state: string;
-  stage: Generated<number>;
+  phase: string;
+  stage: number;
   plan: Json;
   created_by: string;
   created_at: Timestamp;
   updated_at: Timestamp;
   finished_at: Timestamp | null;
+  stage_started_at: Timestamp;
+  baked_ms: Int8;
+  running_since: Timestamp;
+  accepted_nacks: number;
+  reason: Json | null;
+  applied: boolean;
+  restore_version: number | null;
+  revision: number;
+}
+
+export interface RolloutEventsTable {
+  id: Generated<Int8>;
+  rollout_id: string;
+  at: Timestamp;
+  from_phase: string;
+  to_phase: string;
+  from_stage: number;
+  to_stage: number;
+  reason: Json;
+  actor: string;
+}
+
+export interface ControllerLeaseTable {
+  id: number;
+  epoch: Int8;
+  holder: string;
+  acquired_at: Timestamp;
 }
 
 /** See migrations/0003_agent_status.ts. */
@@ -82,6 +112,13 @@ export interface AgentsTable {
   connected: boolean;
   last_seen: Timestamp;
   updated_at: Timestamp;
+}
+
+/** When the authority last heard from each distributor on its feed. */
+export interface DistributorsTable {
+  id: string;
+  region: string;
+  last_heard: Timestamp;
 }
 
 export interface HealthSamplesTable {
@@ -133,7 +170,10 @@ export interface Tables {
   bundles: BundlesTable;
   fleet_states: FleetStatesTable;
   rollouts: RolloutsTable;
+  rollout_events: RolloutEventsTable;
+  controller_lease: ControllerLeaseTable;
   agents: AgentsTable;
+  distributors: DistributorsTable;
   health_samples: HealthSamplesTable;
   audit_log: AuditLogTable;
   api_tokens: ApiTokensTable;
