@@ -36,6 +36,19 @@ export interface SessionHost {
 
 type Call = ServerDuplexStream<AgentMessage, OutgoingMessage>;
 
+/**
+ * Nonces: 10 random bytes drawn once per process, then a 6-byte counter; 22 base64url
+ * characters. Unique per push, which is all a nonce must be, without a call into the CSPRNG
+ * for each of thousands of agents in a push.
+ */
+const nonceBytes = randomBytes(16);
+let nonceCounter = 0;
+function nextNonce(): string {
+  nonceCounter = (nonceCounter + 1) % 2 ** 48;
+  nonceBytes.writeUIntBE(nonceCounter, 10, 6);
+  return nonceBytes.toString("base64url");
+}
+
 export class AgentSession {
   readonly #call: Call;
   readonly #host: SessionHost;
@@ -43,6 +56,7 @@ export class AgentSession {
   #lastSentMs: number;
   #lastReceivedMs: number;
   #ticker: NodeJS.Timeout | undefined;
+  #lastTickMs: number;
   #ageTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -51,6 +65,7 @@ export class AgentSession {
     this.#host = host;
     this.#lastSentMs = host.now();
     this.#lastReceivedMs = this.#lastSentMs;
+    this.#lastTickMs = this.#lastSentMs;
     call.on("data", (message: AgentMessage) => this.#receive(message));
     call.on("end", () => this.close(status.OK, "the agent ended the stream"));
     call.on("error", () => this.#finish());
@@ -68,7 +83,7 @@ export class AgentSession {
     if (agent === undefined || this.#closed) return;
     const bundle = this.#host.core.bundleToPush(agent);
     if (bundle === undefined) return;
-    const nonce = randomBytes(16).toString("base64url");
+    const nonce = nextNonce();
     this.#host.core.pushed(agent, bundle.version, nonce);
     this.#send(bundleUpdateBytes(bundle, nonce));
     this.#host.metrics.pushes.inc();
@@ -139,6 +154,7 @@ export class AgentSession {
         },
       },
     });
+    this.#lastTickMs = this.#host.now();
     this.#ticker = setInterval(() => this.#tick(), this.#host.heartbeatIntervalMs);
     this.#ticker.unref();
     this.#ageTimer = setTimeout(
@@ -152,7 +168,12 @@ export class AgentSession {
   #tick(): void {
     const now = this.#host.now();
     const interval = this.#host.heartbeatIntervalMs;
-    if (now - this.#lastReceivedMs > interval * this.#host.silenceLimit) {
+    // A late tick means this process was busy (a push to thousands, a long GC): timers run
+    // before pending I/O is read, so the agent's messages may be waiting unread. Silence is
+    // judged at the next tick, once they were.
+    const late = now - this.#lastTickMs > interval * 1.5;
+    this.#lastTickMs = now;
+    if (!late && now - this.#lastReceivedMs > interval * this.#host.silenceLimit) {
       this.close(status.UNAVAILABLE, "no message from the agent for too long");
       return;
     }
