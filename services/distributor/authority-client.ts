@@ -38,6 +38,7 @@ import { Backoff } from "../net/backoff.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { DiskCache } from "./disk-cache.js";
 import type { HealthSink } from "./fleet-source.js";
+import type { DistributorMetrics } from "./metrics.js";
 
 export const DEFAULT_AUTHORITY_HEARTBEAT_MS = 10_000;
 /** The authority heartbeats every 10 s once caught up: three missed, and it is taken as gone. */
@@ -84,6 +85,8 @@ export interface AuthorityClientOptions {
   readonly forgetAfterMs?: number;
   /** How long close() waits for the last health to be written and the stream to end; 2 s. */
   readonly closeTimeoutMs?: number;
+  /** The distributor's metrics, for the feed's gauge and counters. */
+  readonly metrics?: DistributorMetrics;
 }
 
 type Call = ClientDuplexStream<DistributorUpstream, AuthorityDownstream>;
@@ -157,6 +160,7 @@ export class AuthorityClient implements HealthSink {
       this.#dropping = true;
       this.#pendingSamples.splice(0, excess);
       this.#droppedSamples += excess;
+      this.#options.metrics?.healthDropped.inc(excess);
     }
     this.#pump();
   }
@@ -248,7 +252,10 @@ export class AuthorityClient implements HealthSink {
         ended = true;
         clearInterval(timer);
         signal.removeEventListener("abort", finish);
-        if (this.#open?.call === call) this.#open = undefined;
+        if (this.#open?.call === call) {
+          this.#open = undefined;
+          this.#options.metrics?.authorityConnected.set(0);
+        }
         call.cancel();
         client.close();
         // What was being applied finishes first, so the next stream's Subscribe lists it.
@@ -301,6 +308,7 @@ export class AuthorityClient implements HealthSink {
   /** The authority answered: the region's view goes up in full, then what waited. */
   #opened(call: Call, address: string): void {
     this.#open = { call, address };
+    this.#options.metrics?.authorityConnected.set(1);
     this.#writable = true;
     this.#logger.info({ event: "authority_connected", authority: address }, "subscribed to the authority");
     this.#forget();
@@ -313,6 +321,7 @@ export class AuthorityClient implements HealthSink {
     try {
       await this.#options.cache.putBundle(bundle);
     } catch (error) {
+      this.#options.metrics?.bundlesRefused.inc();
       this.#logger.error(
         {
           event: "bundle_refused",

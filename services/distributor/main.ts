@@ -14,6 +14,7 @@ import { type ClientTlsFiles, channelCredentials, type ServerTlsFiles } from "..
 import { createLogger, type Logger } from "../telemetry/logger.js";
 import { AuthorityClient } from "./authority-client.js";
 import { DiskCache } from "./disk-cache.js";
+import { createDistributorMetrics } from "./metrics.js";
 import { DistributorServer } from "./server.js";
 
 export interface DistributorSettings {
@@ -80,8 +81,10 @@ export async function startDistributor(
           "grpc.ssl_target_name_override": settings.authorityServerName,
           "grpc.default_authority": settings.authorityServerName,
         };
+  const metrics = createDistributorMetrics();
   let server: DistributorServer | undefined;
   const client = new AuthorityClient({
+    metrics,
     addresses: settings.authorities,
     distributorId: settings.id,
     region: settings.region,
@@ -98,6 +101,7 @@ export async function startDistributor(
     distributorId: settings.id,
     region: settings.region,
     ready: cachedFleets > 0,
+    metrics,
     ...(settings.tls ? { tls: settings.tls } : {}),
     ...options.server,
   });

@@ -9,6 +9,12 @@ export interface DistributorMetrics {
   readonly nacks: Counter;
   /** Seconds from a BundleUpdate to its matching Ack. */
   readonly pushToAck: Histogram;
+  /** 1 while a stream to an authority is open and answering. */
+  readonly authorityConnected: Gauge;
+  /** Bundles from the authority that failed verification: not cached, not served. */
+  readonly bundlesRefused: Counter;
+  /** Health samples dropped, oldest first, while no authority answered. */
+  readonly healthDropped: Counter;
 }
 
 export function createDistributorMetrics(registry: Registry = new Registry()): DistributorMetrics {
@@ -38,6 +44,21 @@ export function createDistributorMetrics(registry: Registry = new Registry()): D
       name: "coherent_distributor_push_to_ack_seconds",
       help: "Time from a BundleUpdate to the agent's Ack.",
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    authorityConnected: new Gauge({
+      name: "coherent_distributor_authority_connected",
+      help: "1 while the AuthorityFeed stream is open and answering, 0 otherwise.",
+      registers: [registry],
+    }),
+    bundlesRefused: new Counter({
+      name: "coherent_distributor_bundles_refused_total",
+      help: "Bundles from the authority refused by verification (never cached or served).",
+      registers: [registry],
+    }),
+    healthDropped: new Counter({
+      name: "coherent_distributor_health_samples_dropped_total",
+      help: "Merged health samples dropped, oldest first, because no authority answered.",
       registers: [registry],
     }),
   };

@@ -192,6 +192,9 @@ for (const dialect of DIALECTS) {
         .map((line) => JSON.parse(line))
         .find((l) => l.event === "bundle_refused" && l.fleet === fleet);
       expect(refused).toMatchObject({ version: 1, code: BundleErrorCode.UnknownKid });
+      const metrics = await (await fetch(`http://${handle.httpAddress}/metrics`)).text();
+      expect(metrics).toMatch(/^coherent_distributor_bundles_refused_total [1-9]/m);
+      expect(metrics).toMatch(/^coherent_distributor_authority_connected 1$/m);
     });
 
     it("sends every agent's status and the merged health up, and the store keeps them", async () => {
