@@ -1,29 +1,36 @@
 /**
  * A compromised distributor against a real managed agent process. The distributor is the
- * real DistributorServer, but its source holds crafted bundles: tampered, signed by an
- * untrusted key, replayed, another fleet's, malformed, oversized. Each one must end in a NACK
- * carrying the refusal's code, reach the distributor's report going up, and change nothing
- * the agent serves: traffic keeps going to the upstream of the last good bundle.
+ * real DistributorServer, reporting to a real authority through the real AuthorityFeed
+ * client, but its source holds crafted bundles: tampered, signed by an untrusted key,
+ * replayed, another fleet's, malformed, oversized. Each one must end in a NACK carrying the
+ * refusal's code, which the authority's agent list shows, and change nothing the agent
+ * serves: traffic keeps going to the upstream of the last good bundle.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestAuthority, type TestAuthority, testDatabase } from "../../authority/api/test-harness.js";
 import { AgentState, type Bundle } from "../../proto/coherent/v1/authority.js";
 import {
   BundleErrorCode,
   DEFAULT_MAX_BUNDLE_BYTES,
   generateSigningKey,
+  Keyring,
   loadSigningKey,
   type SigningKey,
   signBundle,
   writeKeyPair,
 } from "../../services/bundle/index.js";
-import { payloadFor } from "../../services/bundle/test-support.js";
-import { canonicalize, type DynamicConfig } from "../../services/config/index.js";
+import { canonicalConfig, payloadFor } from "../../services/bundle/test-support.js";
+import { AuthorityClient } from "../../services/distributor/authority-client.js";
+import { DiskCache } from "../../services/distributor/disk-cache.js";
+import type { HealthSink } from "../../services/distributor/fleet-source.js";
 import { MemoryFleetSource } from "../../services/distributor/memory-fleet-source.js";
 import { DistributorServer } from "../../services/distributor/server.js";
 import { fleetState, RecordingSink } from "../../services/distributor/test-support.js";
+import { createLogger } from "../../services/telemetry/logger.js";
+import type { AgentView } from "../e2e/support/coherent.js";
 import { type ManagedAgent, routesTo, startManagedAgent } from "../e2e/support/managed-agent.js";
 import { waitUntil } from "../e2e/support/processes.js";
 import { startUpstream, type Upstream } from "../support/upstream.js";
@@ -35,6 +42,8 @@ let trusted: SigningKey;
 let upstreams: Record<"v1" | "v2" | "evil", Upstream>;
 let source: MemoryFleetSource;
 let sink: RecordingSink;
+let authority: TestAuthority;
+let feedClient: AuthorityClient;
 let distributor: DistributorServer;
 let agent: ManagedAgent;
 let generation = 0;
@@ -47,7 +56,8 @@ async function bundleOf(
   upstream: Upstream,
   fleet = FLEET,
 ): Promise<Bundle> {
-  const config = canonicalize(routesTo(upstream) as unknown as DynamicConfig);
+  // JSON is YAML: parsed and validated as a submitted config would be.
+  const config = canonicalConfig(JSON.stringify(routesTo(upstream)));
   const payload = payloadFor(config, { fleet, version, parent: version > 1 ? version - 1 : null });
   return {
     fleet: FLEET,
@@ -78,11 +88,38 @@ beforeAll(async () => {
     startUpstream({ name: "evil" }),
   ]);
   upstreams = { v1, v2, evil };
+  // The authority the compromised distributor still reports to, as a real one would.
+  authority = await startTestAuthority({
+    database: testDatabase("pglite"),
+    settings: { feedListen: "127.0.0.1:0" },
+  });
+  expect((await authority.call("POST", "/api/v1/fleets", { body: { name: FLEET } })).status).toBe(201);
+  feedClient = new AuthorityClient({
+    addresses: [authority.handle.feedAddress as string],
+    distributorId: "rogue-1",
+    region: "eu-west",
+    cache: await DiskCache.open({
+      dir: join(dir, "cache"),
+      keyring: await Keyring.from([{ pem: authority.publicPem }]),
+    }),
+    logger: createLogger({ name: "distributor", level: "silent" }),
+  });
+  feedClient.start();
   source = new MemoryFleetSource();
   sink = new RecordingSink();
+  const both: HealthSink = {
+    health: (samples) => {
+      sink.health(samples);
+      feedClient.health(samples);
+    },
+    agentStatus: (statuses) => {
+      sink.agentStatus(statuses);
+      feedClient.agentStatus(statuses);
+    },
+  };
   distributor = new DistributorServer({
     source,
-    sink,
+    sink: both,
     distributorId: "rogue-1",
     region: "eu-west",
     heartbeatIntervalMs: 500,
@@ -109,11 +146,13 @@ beforeAll(async () => {
   await waitUntil("the Ack of v2", () =>
     distributor.core.get("victim-1")?.runningVersion === 2 ? true : undefined,
   );
-}, 30_000);
+}, 60_000);
 
 afterAll(async () => {
   await agent?.process.stop("SIGKILL");
   await distributor?.close();
+  await feedClient?.close();
+  await authority?.close();
   await Promise.all(Object.values(upstreams ?? {}).map((u) => u.close()));
   if (dir) await rm(dir, { recursive: true, force: true });
 });
@@ -171,7 +210,7 @@ const attacks: Attack[] = [
     name: "a bundle over the size limit",
     code: BundleErrorCode.TooLarge,
     async make(version) {
-      const config = canonicalize(routesTo(upstreams.evil) as unknown as DynamicConfig);
+      const config = canonicalConfig(JSON.stringify(routesTo(upstreams.evil)));
       // Padding in a signed field: a well-formed, validly signed bundle that is simply too big.
       const padding = "x".repeat(Math.ceil((DEFAULT_MAX_BUNDLE_BYTES * 3) / 4) + 1024);
       const payload = payloadFor(config, { fleet: FLEET, version, parent: version - 1, created_by: padding });
@@ -213,6 +252,14 @@ describe("a managed agent fed by a compromised distributor", () => {
       );
       expect(reported.nackErrors.map((e) => e.code)).toEqual([code]);
       expect(reported.runningVersion).toBe(2);
+
+      const shown = await waitUntil("the NACK in the authority's agent list", async () => {
+        const response = await authority.call("GET", `/api/v1/agents?fleet=${FLEET}`);
+        const view = (response.body as { agents?: AgentView[] }).agents?.find((a) => a.id === "victim-1");
+        return view?.state === "nacked" && view.nack?.version === bundle.version ? view : undefined;
+      });
+      expect(shown).toMatchObject({ distributor: "rogue-1", running_version: 2, connected: true });
+      expect(shown.nack?.errors.map((e) => e.code)).toEqual([code]);
 
       for (let i = 0; i < 5; i++) expect(await servedBy()).toBe("v2");
       expect(upstreams.evil.requests).toHaveLength(0);

@@ -52,8 +52,12 @@ export function coherent(args: readonly string[]): Promise<string> {
     execFile(
       process.execPath,
       ["--import", "tsx", join(ROOT, "cli/coherent.ts"), ...args],
-      { cwd: ROOT, env: inheritedEnv(), timeout: 30_000 },
-      (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
+      // A PGlite database is created on the first command: seconds on a busy machine.
+      { cwd: ROOT, env: inheritedEnv(), timeout: 60_000 },
+      (error, stdout, stderr) =>
+        error
+          ? reject(new Error(`${error.message}${error.killed ? " (killed after 60 s)" : ""}\n${stderr}`))
+          : resolve(stdout),
     );
   });
 }
