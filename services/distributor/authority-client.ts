@@ -279,10 +279,13 @@ export class AuthorityClient implements HealthSink {
         });
       });
       call.on("drain", () => {
+        if (this.#open?.call !== call) return;
         this.#writable = true;
         this.#pump();
       });
       call.on("error", (error: Error) => {
+        // Our own cancel, after the stream was given up, is no news.
+        if (ended) return;
         logger.warn(
           { event: "authority_stream_failed", authority: address, err: error.message },
           "feed stream failed",
