@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type WrittenKeyPair, writeKeyPair } from "../../services/bundle/index.js";
 import {
   type AuthorityProcess,
+  agentsOf,
   api,
   createAdminToken,
   type DistributorProcess,
@@ -35,6 +36,7 @@ const FLEET = "edge";
 describe("distribution under faults", { timeout: 30_000 }, () => {
   let dir: string;
   let keys: WrittenKeyPair;
+  let token: string;
   let authority: AuthorityProcess;
   let blue: Upstream;
   let d1: DistributorProcess;
@@ -65,7 +67,7 @@ describe("distribution under faults", { timeout: 30_000 }, () => {
     keys = await writeKeyPair(join(dir, "keys"));
     const database = { dataDir: join(dir, "authority-data") };
     // PGlite is one process's: the token is made before the authority opens the directory.
-    const token = await createAdminToken(database);
+    token = await createAdminToken(database);
     [authority, blue] = await Promise.all([
       startAuthorityProcess({ database, signingKeyFile: keys.privateFile }),
       startUpstream({ name: "blue" }),
@@ -127,7 +129,12 @@ describe("distribution under faults", { timeout: 30_000 }, () => {
     await waitUntil("d2 holding all three agents", async () =>
       (await distributorMetric(d2, "coherent_distributor_connected_agents")) === 3 ? true : undefined,
     );
-    await sleep(300);
+    const shown = await waitUntil("the authority showing the moved agents on d2", async () => {
+      const listed = await agentsOf(authority.url, token, FLEET);
+      const views = moved.map((_, i) => listed.get(`agent-${i + 1}`));
+      return views.every((v) => v?.distributor === "d2" && v.connected) ? views : undefined;
+    });
+    for (const view of shown) expect(view).toMatchObject({ running_version: 1, state: "acked" });
     const result = await load.stop();
     console.log(
       `faults: after SIGKILL of d1, its agents reconnected to d2 in ${reconnectMs.join(" and ")} ms; ${result.sent} requests through them meanwhile, ${result.failures.length} failed`,
