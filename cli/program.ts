@@ -4,6 +4,7 @@
  * The connection options are the program's, so they may be given before or after a command.
  */
 import { Command, Option } from "commander";
+import { registerAgentCommands } from "./commands/agents.js";
 import { registerAuditCommands } from "./commands/audit.js";
 import { registerBundleCommands } from "./commands/bundle.js";
 import { registerFleetCommands } from "./commands/fleet.js";
@@ -13,7 +14,7 @@ import type { ExitCode } from "./exit-codes.js";
 export function createProgram(exit: (code: ExitCode) => void): Command {
   const program = new Command("coherentctl")
     .description(
-      "Operate Coherent: validate and submit config bundles, manage fleets and tokens, read the audit log.",
+      "Operate Coherent: validate and submit config bundles, manage fleets and tokens, see which agents run what, read the audit log.",
     )
     .addOption(
       new Option("--server <url>", "the authority's URL (default http://127.0.0.1:7400)").env(
@@ -36,6 +37,7 @@ export function createProgram(exit: (code: ExitCode) => void): Command {
     .exitOverride();
   registerBundleCommands(program, exit);
   registerFleetCommands(program, exit);
+  registerAgentCommands(program, exit);
   registerAuditCommands(program, exit);
   registerTokenCommands(program, exit);
   return program;

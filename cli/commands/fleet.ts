@@ -1,6 +1,6 @@
 /**
- * `coherentctl fleet create|list|state|promote`: the fleets bundles are submitted to, and which
- * versions they run. Creating a fleet and promoting a version need an admin token.
+ * `coherentctl fleet create|list|state|status|promote`: the fleets bundles are submitted to, which
+ * versions they run, and how many agents run each (fleet-status.ts). Creating a fleet and promoting a version need an admin token.
  */
 import type { Command } from "commander";
 import { withClient } from "../client.js";
@@ -8,6 +8,7 @@ import { ExitCode } from "../exit-codes.js";
 import { createOutput, outputOption } from "../output.js";
 import { formatFields, formatTable } from "../table.js";
 import { confirm } from "./confirm.js";
+import { registerFleetStatusCommand } from "./fleet-status.js";
 import { positiveInteger, type RemoteOptions, shortTime } from "./options.js";
 import { CliError, runAction } from "./run.js";
 
@@ -34,7 +35,7 @@ interface PromoteAnswer extends FleetStateAnswer {
 export function registerFleetCommands(program: Command, exit: (code: ExitCode) => void): void {
   const fleet = program
     .command("fleet")
-    .description("create and list fleets, show and set the versions they run");
+    .description("create and list fleets, show and set the versions they run, count their agents");
 
   fleet
     .command("create")
@@ -98,6 +99,8 @@ export function registerFleetCommands(program: Command, exit: (code: ExitCode) =
         return ExitCode.Ok;
       }),
     );
+
+  registerFleetStatusCommand(fleet, exit);
 
   fleet
     .command("promote")
