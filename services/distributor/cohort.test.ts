@@ -1,6 +1,13 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { BUCKETS, type CohortState, candidateThreshold, cohortBucket, desiredVersion } from "./cohort.js";
+import {
+  BUCKETS,
+  type CohortState,
+  candidateThreshold,
+  cohortBucket,
+  desiredVersion,
+  versionForBucket,
+} from "./cohort.js";
 
 const agents = Array.from({ length: 10_000 }, (_, i) => `agent-${i}`);
 const rollout = (percent: number): CohortState => ({
@@ -62,6 +69,26 @@ describe("desiredVersion", () => {
 });
 
 describe("candidateThreshold", () => {
+  it("asks a caller that keeps buckets only during a rollout, for that rollout's id", () => {
+    const asked: string[] = [];
+    const bucket = (rolloutId: string): number => {
+      asked.push(rolloutId);
+      return 4_999;
+    };
+    const rollout: CohortState = {
+      stableVersion: 1,
+      candidateVersion: 2,
+      rolloutId: "r7",
+      candidatePercent: 50,
+    };
+    expect(versionForBucket({ ...rollout, candidateVersion: 0 }, bucket)).toBe(1);
+    expect(versionForBucket({ ...rollout, candidatePercent: 0 }, bucket)).toBe(1);
+    expect(asked).toEqual([]);
+    expect(versionForBucket(rollout, bucket)).toBe(2);
+    expect(versionForBucket({ ...rollout, candidatePercent: 49.99 }, bucket)).toBe(1);
+    expect(asked).toEqual(["r7", "r7"]);
+  });
+
   it("rounds, so every distributor gets the same integer", () => {
     expect(0.07 * 100).not.toBe(7);
     expect(candidateThreshold(0.07)).toBe(7);

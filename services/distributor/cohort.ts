@@ -41,9 +41,18 @@ export function candidateThreshold(candidatePercent: number): number {
 
 /** The version the agent should run; 0 when the fleet has none yet. */
 export function desiredVersion(state: CohortState, agentId: string): number {
+  return versionForBucket(state, (rolloutId) => cohortBucket(rolloutId, agentId));
+}
+
+/**
+ * desiredVersion for a caller that keeps agents' buckets: `bucket` is asked only when the
+ * state has a rollout in progress, and only for its id. A bucket is a sha256, and a
+ * distributor asks for every agent of a fleet at each stage, Ack and status report.
+ */
+export function versionForBucket(state: CohortState, bucket: (rolloutId: string) => number): number {
   const inRollout = state.candidateVersion > 0 && state.rolloutId !== "";
   if (!inRollout) return state.stableVersion;
   const threshold = candidateThreshold(state.candidatePercent);
   if (threshold === 0) return state.stableVersion;
-  return cohortBucket(state.rolloutId, agentId) < threshold ? state.candidateVersion : state.stableVersion;
+  return bucket(state.rolloutId) < threshold ? state.candidateVersion : state.stableVersion;
 }

@@ -118,6 +118,20 @@ describe("DistributorCore", () => {
     expect(new Set(agents.map((a) => core.bundleToPush(a)?.version))).toEqual(new Set([1, 2]));
   });
 
+  it("takes each agent's bucket in the current rollout, a new rollout's too", () => {
+    const { core, source } = setup();
+    const agents = Array.from({ length: 40 }, (_, i) => core.hello(hello(`agent-${i}`)));
+    const rollout = { stableVersion: 1, candidateVersion: 2, candidatePercent: 50 };
+    let generation = 1;
+    for (const rolloutId of ["r1", "r2", "r1"]) {
+      source.putState(fleetState({ ...rollout, rolloutId, generation: ++generation }));
+      const desired = agents.map((agent) => core.desiredFor(agent));
+      expect(desired).toEqual(
+        agents.map((agent) => (cohortBucket(rolloutId, agent.agentId) < 5_000 ? 2 : 1)),
+      );
+    }
+  });
+
   it("pushes nothing when the desired bundle is not held yet", () => {
     const { core, source } = setup();
     source.putState(fleetState({ stableVersion: 9, generation: 2 }));

@@ -7,7 +7,7 @@
 import { AgentState, type AgentStatus, type Bundle } from "../../proto/coherent/v1/authority.js";
 import type { ConfigError } from "../../proto/coherent/v1/common.js";
 import type { Ack, Hello, Nack } from "../../proto/coherent/v1/distribution.js";
-import { desiredVersion } from "./cohort.js";
+import { cohortBucket, versionForBucket } from "./cohort.js";
 import type { FleetSource } from "./fleet-source.js";
 
 export interface AgentRecord {
@@ -31,6 +31,9 @@ export interface AgentRecord {
   connected: boolean;
   connectedSinceMs: number;
   lastSeenMs: number;
+  /** The agent's cohort bucket in `bucketRolloutId`'s rollout, kept: it never changes. */
+  bucketRolloutId: string;
+  bucket: number;
 }
 
 export interface CoreOptions {
@@ -89,6 +92,8 @@ export class DistributorCore {
         connected: true,
         connectedSinceMs: now,
         lastSeenMs: now,
+        bucketRolloutId: "",
+        bucket: 0,
       };
       this.#agents.set(hello.agentId, agent);
       this.#connected++;
@@ -112,7 +117,7 @@ export class DistributorCore {
   /** The version the fleet's state wants this agent on; 0 when the fleet has none yet. */
   desiredFor(agent: AgentRecord): number {
     const state = this.#source.state(agent.fleet);
-    return state === undefined ? 0 : desiredVersion(state, agent.agentId);
+    return state === undefined ? 0 : versionForBucket(state, (rolloutId) => this.#bucket(agent, rolloutId));
   }
 
   /**
@@ -236,6 +241,14 @@ export class DistributorCore {
   /** Connected agents, for the gauge and /healthz. */
   connectedCount(): number {
     return this.#connected;
+  }
+
+  #bucket(agent: AgentRecord, rolloutId: string): number {
+    if (agent.bucketRolloutId !== rolloutId) {
+      agent.bucket = cohortBucket(rolloutId, agent.agentId);
+      agent.bucketRolloutId = rolloutId;
+    }
+    return agent.bucket;
   }
 
   /** After Hello, before any push: acked when it already runs what it should. */
