@@ -138,7 +138,7 @@ async function withHost<T>(
     return await body(host, `127.0.0.1:${port}`);
   } finally {
     await request(host, { op: "exit" }, "exiting").catch(() => undefined);
-    await host.stop();
+    await host.stop(10_000);
   }
 }
 

@@ -46,7 +46,11 @@ export class IpcPeer<Command, Reply> {
     });
   }
 
-  async stop(): Promise<void> {
+  /** Waits up to `graceMs` for the child to exit by itself (a profile is being written), then kills it. */
+  async stop(graceMs = 0): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.exited, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill();
     await this.exited;
   }
