@@ -8,9 +8,11 @@ import type { Migration } from "kysely";
 import * as initial from "./0001_initial.js";
 import * as fleetStates from "./0002_fleet_states.js";
 import * as agentStatus from "./0003_agent_status.js";
+import * as rollouts from "./0004_rollouts.js";
 
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_initial": initial,
   "0002_fleet_states": fleetStates,
   "0003_agent_status": agentStatus,
+  "0004_rollouts": rollouts,
 };

@@ -15,6 +15,12 @@ export const STORE_ERROR_CODES = [
   "downgrade",
   /** openDatabase options that cannot work (no url or data dir, a schema name that is not an identifier). */
   "invalid_options",
+  /** A rollout started for a fleet that has one pending, running or paused. */
+  "rollout_active",
+  /** A rollout written with a revision that is no longer current: read it again. */
+  "conflict",
+  /** A controller's write after its leadership ended (the lease has a newer epoch). */
+  "stale_leader",
   /** A migration failed; `cause` holds the database error and nothing after it was applied. */
   "migration_failed",
 ] as const;

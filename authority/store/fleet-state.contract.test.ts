@@ -390,7 +390,9 @@ for (const target of TEST_TARGETS) {
         }
         await store.createFleet({ name: "empty" });
 
-        expect(await migrateToLatest(db)).toEqual({ applied: ["0002_fleet_states", "0003_agent_status"] });
+        expect(await migrateToLatest(db)).toEqual({
+          applied: ["0002_fleet_states", "0003_agent_status", "0004_rollouts"],
+        });
         expect(await store.getFleetState("web")).toMatchObject({ stableVersion: 3, generation: 1 });
         expect(await store.getFleetState("empty")).toMatchObject({ stableVersion: null, generation: 0 });
       });

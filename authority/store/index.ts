@@ -23,6 +23,12 @@ export {
   type FleetStateResult,
 } from "./fleet-state.js";
 export type { HealthSummary } from "./health-summary.js";
+export {
+  type RolloutEvent,
+  type RolloutFilter,
+  RolloutStore,
+  type StoredRollout,
+} from "./rollout-store.js";
 export type {
   AgentNack,
   AgentReport,
