@@ -24,6 +24,8 @@ export {
 } from "./fleet-state.js";
 export type { HealthSummary } from "./health-summary.js";
 export {
+  ROLLOUT_CHANNEL,
+  type RolloutChangedEvent,
   type RolloutEvent,
   type RolloutFilter,
   RolloutStore,

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { command, newRollout, step } from "../../rollout-controller/state-machine.js";
 import { plan, traffic } from "../../rollout-controller/test-support.js";
+import type { RolloutChangedEvent } from "./rollout-store.js";
 import { AuthorityStore, type BuiltBundle } from "./store.js";
 import { TEST_TARGETS, type TestDatabase } from "./test-databases.js";
-import { storeError } from "./test-support.js";
+import { collect, storeError, within } from "./test-support.js";
 
 const START = Date.parse("2026-01-01T00:00:00.000Z");
 const PLAN = plan({
@@ -60,6 +61,21 @@ for (const target of TEST_TARGETS) {
         target: "fleet:edge",
         details: { rollout_id: "r1" },
       });
+    });
+
+    it("announces each rollout created or changed, after commit", async () => {
+      const heard = collect<RolloutChangedEvent>(2);
+      const unlisten = await store.onRolloutChanged(heard.fn);
+      try {
+        const created = await store.rollouts.create(rollout("r1"), "alice");
+        await store.rollouts.save(created, command(created, { kind: "abort" }, "bob", START + 1), "bob");
+        expect(await within(heard.all, 3_000)).toEqual([
+          { id: "r1", fleet: "edge", revision: 1 },
+          { id: "r1", fleet: "edge", revision: 2 },
+        ]);
+      } finally {
+        await unlisten();
+      }
     });
 
     it("allows one live rollout per fleet", async () => {

@@ -46,6 +46,17 @@ export interface RolloutFilter {
 
 /** How the store appends to the audit chain inside a transaction. */
 export type AppendAudit = (entry: AuditInput, trx: Transaction<Tables>) => Promise<unknown>;
+/** How the store announces a change when `trx` commits (Database#notify). */
+export type Announce = (channel: string, payload: string, trx: Transaction<Tables>) => Promise<void>;
+
+/** The NOTIFY channel of rollout changes; payload `{"id", "fleet", "revision"}`. */
+export const ROLLOUT_CHANNEL = "coherent_rollouts";
+
+export interface RolloutChangedEvent {
+  readonly id: string;
+  readonly fleet: string;
+  readonly revision: number;
+}
 
 const LIVE: readonly Phase[] = ["pending", "running", "paused"];
 const FINISHED: ReadonlySet<Phase> = new Set(["succeeded", "rolled_back", "aborted"]);
@@ -54,10 +65,17 @@ const UNIQUE_VIOLATION = "23505";
 export class RolloutStore {
   readonly #db: Kysely<Tables>;
   readonly #audit: AppendAudit;
+  readonly #announce: Announce;
 
-  constructor(db: Kysely<Tables>, audit: AppendAudit) {
+  constructor(db: Kysely<Tables>, audit: AppendAudit, announce: Announce) {
     this.#db = db;
     this.#audit = audit;
+    this.#announce = announce;
+  }
+
+  #changed(row: { id: string; fleet: string; revision: number }, trx: Transaction<Tables>): Promise<void> {
+    const event: RolloutChangedEvent = { id: row.id, fleet: row.fleet, revision: row.revision };
+    return this.#announce(ROLLOUT_CHANNEL, JSON.stringify(event), trx);
   }
 
   /** Stores a new (pending) rollout; StoreError "rollout_active" when the fleet has a live one. */
@@ -91,6 +109,7 @@ export class RolloutStore {
           },
           trx,
         );
+        await this.#changed(row, trx);
         return fromRow(row);
       });
     } catch (error) {
@@ -198,6 +217,7 @@ export class RolloutStore {
         },
         trx,
       );
+      await this.#changed(row, trx);
       return fromRow(row);
     });
   }
@@ -280,6 +300,21 @@ export class RolloutStore {
         trx,
       );
     });
+  }
+}
+
+export function parseRolloutEvent(payload: string): RolloutChangedEvent | undefined {
+  try {
+    const value = JSON.parse(payload) as Partial<RolloutChangedEvent> | null;
+    if (
+      typeof value?.id !== "string" ||
+      typeof value.fleet !== "string" ||
+      typeof value.revision !== "number"
+    )
+      return undefined;
+    return { id: value.id, fleet: value.fleet, revision: value.revision };
+  } catch {
+    return undefined;
   }
 }
 

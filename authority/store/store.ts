@@ -39,7 +39,12 @@ import {
   stateDetails,
 } from "./fleet-state.js";
 import { type HealthSummary, summarizeHealth } from "./health-summary.js";
-import { RolloutStore } from "./rollout-store.js";
+import {
+  parseRolloutEvent,
+  ROLLOUT_CHANNEL,
+  type RolloutChangedEvent,
+  RolloutStore,
+} from "./rollout-store.js";
 import {
   type AgentReport,
   type AgentRow,
@@ -155,7 +160,11 @@ export class AuthorityStore {
     this.#database = database;
     this.#now = options.now ?? Date.now;
     this.#agentStaleAfterMs = options.agentStaleAfterMs ?? DEFAULT_AGENT_STALE_AFTER_MS;
-    this.rollouts = new RolloutStore(database.db, (entry, trx) => this.#appendAudit(trx, entry));
+    this.rollouts = new RolloutStore(
+      database.db,
+      (entry, trx) => this.#appendAudit(trx, entry),
+      (channel, payload, trx) => database.notify(channel, payload, trx),
+    );
   }
 
   get #db() {
@@ -741,6 +750,14 @@ export class AuthorityStore {
    * transaction has committed: a hint to read the state, which may have moved on since.
    * Resolves once subscribed; the result unsubscribes.
    */
+  /** Every rollout created or changed, in any replica; the payload names it, read it for the rest. */
+  onRolloutChanged(fn: (event: RolloutChangedEvent) => void): Promise<() => Promise<void>> {
+    return this.#database.listen(ROLLOUT_CHANNEL, (payload) => {
+      const event = parseRolloutEvent(payload);
+      if (event) fn(event);
+    });
+  }
+
   onFleetStateChanged(fn: (event: FleetStateChangedEvent) => void): Promise<() => Promise<void>> {
     return this.#database.listen(FLEET_STATE_CHANNEL, (payload) => {
       const event = parseFleetStateEvent(payload);
