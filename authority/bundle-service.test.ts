@@ -138,6 +138,21 @@ describe("BundleService", () => {
     expect((await store.verifyAudit()).entries).toBe(audit);
   });
 
+  it("restores an old content as the next version, signed with rollback_of, once however often asked", async () => {
+    await store.createFleet({ name: "restored" });
+    for (const routes of [1, 2]) await service.submit("restored", { data: sampleConfig(routes) }, { actor: "alice" });
+    const restored = await service.restore("restored", 1, 2, { actor: "rollout-controller" });
+    expect(restored).toMatchObject({ version: 3, rollbackOf: 2, createdBy: "rollout-controller" });
+    const first = await store.getBundle("restored", 1);
+    expect(restored.contentSha256).toBe(first?.contentSha256);
+    const verified = await verifyBundle(restored.jws, { keyring, fleet: "restored", floor: 2 });
+    expect(verified).toMatchObject({ version: 3, parent: 2, rollback_of: 2 });
+    // A retry finds the content already latest: the same bundle, no fourth version.
+    expect((await service.restore("restored", 1, 2, { actor: "rollout-controller" })).version).toBe(3);
+    const audit = await store.listAudit({ action: "bundle.rollback" });
+    expect(audit.map((a) => a.details)).toMatchObject([{ version: 3, rollback_of: 2 }]);
+  });
+
   it("diffs two versions and names unknown ones", async () => {
     await store.createFleet({ name: "diffed" });
     await service.submit("diffed", { data: sampleConfig(1) }, { actor: "a" });

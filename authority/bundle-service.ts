@@ -92,30 +92,17 @@ export class BundleService {
           async (version, parent, createdAt) => {
             if (this.#governance.require_tls_kept && parent !== (latest?.version ?? null))
               throw new StaleParent();
-            const message = by.message === undefined ? {} : { message: by.message };
-            const payload: BundlePayload = {
-              schema: BUNDLE_SCHEMA,
-              fleet,
-              version,
-              parent,
-              created_at: createdAt.toISOString(),
-              created_by: by.actor,
-              content_sha256: checked.contentSha256,
-              config: checked.config,
-              ...message,
-            };
-            return {
-              jws: await signBundle(payload, this.#key),
-              config: checked.config,
-              createdBy: by.actor,
-              ...message,
-              audit: {
-                actor: by.actor,
-                action: "bundle.submit",
-                target: `fleet:${fleet}`,
-                details: { version, parent, content_sha256: checked.contentSha256, ...message },
+            return this.#signed(
+              {
+                fleet,
+                version,
+                parent,
+                createdAt,
+                config: checked.config,
+                contentSha256: checked.contentSha256,
               },
-            };
+              by,
+            );
           },
         );
       } catch (error) {
@@ -125,6 +112,73 @@ export class BundleService {
         }
       }
     }
+  }
+
+  /**
+   * A rollback: the content of version `contentOf` again, as the fleet's next version with
+   * `rollback_of` set, since agents refuse a version below one they ran. Governance is not
+   * asked again: the content passed it once, and a rule added since must not block a rollback.
+   * When the latest bundle already has that content (a retry), it is the answer.
+   */
+  async restore(
+    fleet: string,
+    contentOf: number,
+    rollbackOf: number,
+    by: { readonly actor: string },
+  ): Promise<BundleRow> {
+    const source = await this.bundle(fleet, contentOf);
+    // Stored configs are canonical configs this service validated before writing them.
+    const config = source.config as DynamicConfig;
+    const result = await this.#store.submitBundle(fleet, source.contentSha256, (version, parent, createdAt) =>
+      this.#signed(
+        { fleet, version, parent, createdAt, config, contentSha256: source.contentSha256, rollbackOf },
+        { ...by, message: `rollback of version ${rollbackOf} to the content of version ${contentOf}` },
+      ),
+    );
+    return result.bundle;
+  }
+
+  /** A version's payload signed with the active key, and what the store keeps of it. */
+  async #signed(
+    bundle: {
+      fleet: string;
+      version: number;
+      parent: number | null;
+      createdAt: Date;
+      config: DynamicConfig;
+      contentSha256: string;
+      rollbackOf?: number;
+    },
+    by: { readonly actor: string; readonly message?: string },
+  ) {
+    const { fleet, version, parent, contentSha256, rollbackOf } = bundle;
+    const message = by.message === undefined ? {} : { message: by.message };
+    const rollback = rollbackOf === undefined ? {} : { rollback_of: rollbackOf };
+    const payload: BundlePayload = {
+      schema: BUNDLE_SCHEMA,
+      fleet,
+      version,
+      parent,
+      created_at: bundle.createdAt.toISOString(),
+      created_by: by.actor,
+      content_sha256: contentSha256,
+      config: bundle.config,
+      ...rollback,
+      ...message,
+    };
+    return {
+      jws: await signBundle(payload, this.#key),
+      config: bundle.config,
+      createdBy: by.actor,
+      ...message,
+      ...(rollbackOf === undefined ? {} : { rollbackOf }),
+      audit: {
+        actor: by.actor,
+        action: rollbackOf === undefined ? "bundle.submit" : "bundle.rollback",
+        target: `fleet:${fleet}`,
+        details: { version, parent, content_sha256: contentSha256, ...rollback, ...message },
+      },
+    };
   }
 
   /** The changes from version `from` to version `to` of a fleet, addressed by ids. */
