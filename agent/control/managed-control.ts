@@ -21,7 +21,7 @@ import {
   type AgentMessage,
   type DistributorMessage,
 } from "../../proto/coherent/v1/distribution.js";
-import { DEFAULT_MAX_BUNDLE_BYTES, type Keyring } from "../../services/bundle/index.js";
+import { type Keyring, MAX_BUNDLE_MESSAGE_BYTES } from "../../services/bundle/index.js";
 import type { ControlPlaneConfig } from "../../services/config/index.js";
 import { Backoff } from "../../services/net/backoff.js";
 import { channelCredentials } from "../../services/net/tls.js";
@@ -39,12 +39,6 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
 export const DEFAULT_WELCOME_TIMEOUT_MS = 15_000;
 /** A distributor silent for this many heartbeat intervals is taken as gone. */
 const SILENT_INTERVALS = 3;
-/**
- * gRPC refuses larger messages (its default, 4 MiB, would stop bundles far below the bundle
- * limit). Twice the bundle limit, so a bundle over the limit still arrives and is NACKed as
- * too_large, which the operator sees, instead of failing the stream on every push.
- */
-const MAX_MESSAGE_BYTES = 2 * DEFAULT_MAX_BUNDLE_BYTES;
 
 export interface ManagedControlOptions {
   readonly settings: ControlPlaneConfig;
@@ -149,7 +143,7 @@ export class ManagedControl {
   #session(address: string, signal: AbortSignal): Promise<boolean> {
     const { logger } = this.#options;
     const client = new AgentDistributionClient(address, this.#credentials, {
-      "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+      "grpc.max_receive_message_length": MAX_BUNDLE_MESSAGE_BYTES,
       ...this.#options.channelOptions,
     });
     const call: ClientDuplexStream<AgentMessage, DistributorMessage> = client.stream();

@@ -27,6 +27,7 @@ export {
 export { signBundle } from "./sign.js";
 export {
   DEFAULT_MAX_BUNDLE_BYTES,
+  MAX_BUNDLE_MESSAGE_BYTES,
   type VerifyOptions,
   verifyBundle,
   verifyBundleEnvelope,

@@ -16,6 +16,12 @@ import type { Keyring } from "./keyring.js";
 import { BUNDLE_TYP, type BundleEnvelope, type BundlePayload, checkPayload } from "./payload.js";
 
 export const DEFAULT_MAX_BUNDLE_BYTES = 16 * 1024 * 1024;
+/**
+ * The largest gRPC message a bundle's receiver accepts (gRPC's own default, 4 MiB, would stop
+ * bundles far below the bundle limit). Twice the limit, so a bundle over it still arrives and
+ * is refused as too_large, where it can be reported, instead of failing the stream each time.
+ */
+export const MAX_BUNDLE_MESSAGE_BYTES = 2 * DEFAULT_MAX_BUNDLE_BYTES;
 
 export interface VerifyOptions {
   readonly keyring: Keyring;

@@ -34,6 +34,7 @@ import {
   type FleetState,
   type HealthSample,
 } from "../../proto/coherent/v1/authority.js";
+import { MAX_BUNDLE_MESSAGE_BYTES } from "../bundle/index.js";
 import { Backoff } from "../net/backoff.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { DiskCache } from "./disk-cache.js";
@@ -50,12 +51,15 @@ export const DEFAULT_STATUS_BATCH = 500;
 /**
  * HTTP/2 keepalive towards the authority: a ping every 30 s, the connection dropped when one
  * is unanswered for 10 s, also between streams (permit_without_calls), so a dead path is
- * found sooner than the application's silence limit when the feed is quiet.
+ * found sooner than the application's silence limit when the feed is quiet. Messages up to
+ * MAX_BUNDLE_MESSAGE_BYTES: with gRPC's 4 MiB default, one larger bundle would fail every
+ * Subscribe and leave the region without any later update.
  */
 export const AUTHORITY_CHANNEL_OPTIONS = {
   "grpc.keepalive_time_ms": 30_000,
   "grpc.keepalive_timeout_ms": 10_000,
   "grpc.keepalive_permit_without_calls": 1,
+  "grpc.max_receive_message_length": MAX_BUNDLE_MESSAGE_BYTES,
 } as const;
 
 export interface AuthorityClientOptions {
