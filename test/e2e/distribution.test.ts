@@ -3,7 +3,8 @@
  * `coherent distributor`s, three managed agents (`proxy --static-config`) split over them,
  * loopback upstreams. A submitted bundle reaches every agent, each ACKs (the authority's agent
  * list shows it), and traffic through every agent follows the new routes; a second bundle
- * waits for its promotion, then does the same.
+ * waits for its promotion, then does the same; so does a bundle larger than gRPC's default
+ * message size.
  */
 import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -105,16 +106,20 @@ describe.skipIf(NO_POSTGRES)("a bundle's way from the authority to three agents"
   };
 
   /** Every agent serves through `upstream`: each of a few requests through each agent lands there. */
-  const everyAgentServes = (upstream: Upstream) =>
-    waitUntil(`every agent serving ${upstream.name}`, async () => {
-      for (const agent of agents) {
-        for (let i = 0; i < 3; i++) {
-          const served = await agent.servedBy();
-          if (served?.status !== 200 || served.upstream !== upstream.name) return undefined;
+  const everyAgentServes = (upstream: Upstream, timeoutMs?: number) =>
+    waitUntil(
+      `every agent serving ${upstream.name}`,
+      async () => {
+        for (const agent of agents) {
+          for (let i = 0; i < 3; i++) {
+            const served = await agent.servedBy();
+            if (served?.status !== 200 || served.upstream !== upstream.name) return undefined;
+          }
         }
-      }
-      return true;
-    });
+        return true;
+      },
+      timeoutMs,
+    );
 
   /** The authority's agent list shows all three ACKed at `version`. */
   const everyAgentAcked = (version: number) =>
@@ -168,5 +173,32 @@ describe.skipIf(NO_POSTGRES)("a bundle's way from the authority to three agents"
       expect(agent.runningVersion()).toBe(2);
       expect(agent.refusals()).toEqual([]);
     }
+  });
+
+  it("carries a bundle over gRPC's default 4 MiB message size all the way to every agent", async () => {
+    const config = routesTo(blue) as { routes: Array<Record<string, unknown>> };
+    // A legitimate config can be this large (the bundle limit is 16 MiB): a long exact query match.
+    config.routes.unshift({
+      id: "large",
+      path: "/large",
+      query: { token: "x".repeat(5 * 1024 * 1024) },
+      pool: "blue",
+      policy: { timeout: "5s" },
+    });
+    const submitted = await api(authority.url, token, "POST", `/fleets/${FLEET}/bundles`, { config });
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    const version = Number(submitted.body.version);
+    const started = Date.now();
+    expect((await api(authority.url, token, "POST", `/fleets/${FLEET}/promote`, { version })).status).toBe(
+      200,
+    );
+    // Signed, verified by each distributor and each agent, written to disk by each: seconds on a busy machine.
+    await everyAgentServes(blue, 25_000);
+    await everyAgentAcked(version);
+    const mib = (JSON.stringify(config).length / 2 ** 20).toFixed(1);
+    console.log(
+      `distribution: a ${mib} MiB config served and ACKed by 3 agents ${Date.now() - started} ms after promote`,
+    );
+    for (const agent of agents) expect(agent.refusals()).toEqual([]);
   });
 });
