@@ -25,6 +25,8 @@ export const API_ERRORS = {
   /** The config was read but fails validation or governance; `errors` lists each with its path. */
   validation_failed: 422,
   internal: 500,
+  /** A replica holds as many event streams (GET /events) as it allows; another replica may not. */
+  too_many_streams: 503,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

@@ -12,6 +12,11 @@ declare module "fastify" {
   interface FastifyContextConfig {
     /** The least role a route needs; routes without one need admin, so a forgotten one fails closed. */
     role?: Role;
+    /**
+     * Also take the token from `?token=`, for clients that cannot set headers (EventSource).
+     * Only GET /events: a token in a URL may reach proxies' and browsers' histories.
+     */
+    tokenInQuery?: boolean;
   }
   interface FastifyRequest {
     principal: Principal | undefined;
@@ -23,8 +28,8 @@ const BEARER = /^Bearer +(\S+) *$/i;
 /** An onRequest hook: who is asking, and may they. */
 export function bearerAuth(store: AuthorityStore): (req: FastifyRequest) => Promise<void> {
   return async (req) => {
-    const match = BEARER.exec(req.headers.authorization ?? "");
-    const principal = match?.[1] === undefined ? undefined : await authenticate(store, match[1]);
+    const token = BEARER.exec(req.headers.authorization ?? "")?.[1] ?? queryToken(req);
+    const principal = token === undefined ? undefined : await authenticate(store, token);
     if (!principal) throw new ApiError("unauthorized", "a valid bearer token is required");
     const required = req.routeOptions.config.role ?? "admin";
     if (!roleAtLeast(principal.role, required)) {
@@ -34,6 +39,12 @@ export function bearerAuth(store: AuthorityStore): (req: FastifyRequest) => Prom
     }
     req.principal = principal;
   };
+}
+
+function queryToken(req: FastifyRequest): string | undefined {
+  if (!req.routeOptions.config.tokenInQuery) return undefined;
+  const token = (req.query as { token?: unknown } | undefined)?.token;
+  return typeof token === "string" && token !== "" ? token : undefined;
 }
 
 /** The audit log's name for whoever made an authenticated request. */
