@@ -15,10 +15,12 @@ import type { Logger } from "../../services/telemetry/logger.js";
 import type { BundleService } from "../bundle-service.js";
 import { ApiError } from "../errors.js";
 import type { AuthorityStore } from "../store/index.js";
+import { registerUiRoutes } from "../ui/ui-routes.js";
 import { registerAgentRoutes } from "./agent-routes.js";
 import { registerAuditRoutes } from "./audit-routes.js";
 import { bearerAuth } from "./auth.js";
 import { registerBundleRoutes } from "./bundle-routes.js";
+import { registerEventRoutes } from "./event-routes.js";
 import { registerFleetRoutes } from "./fleet-routes.js";
 import { registerFleetStateRoutes } from "./fleet-state-routes.js";
 import { registerTokenRoutes } from "./token-routes.js";
@@ -77,9 +79,11 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
       registerBundleRoutes(api, options.bundles, options.store);
       registerAuditRoutes(api, options.store);
       registerTokenRoutes(api, options.store);
+      registerEventRoutes(api, options.store);
     },
     { prefix: API_PREFIX },
   );
+  await registerUiRoutes(app);
   return app;
 }
 
