@@ -7,7 +7,8 @@
  * - at most 64 KiB of the distributor's memory per connected agent (RSS after a GC, the growth
  *   from no agent to 10,000, divided by 10,000; the bare server's shown beside it);
  * - a stage change (fleet state only: candidate_percent 10 → 50) ACKed by every agent it moves,
- *   of 5,000, within 2 s.
+ *   of 5,000, within 2 s. That goal is absolute, so the row shows the bare server's broadcast
+ *   to as many agents beside it: on a machine busy with other work both grow alike.
  *
  * The server under test runs alone in a child process (support/fanout-host.ts, --expose-gc);
  * the agents are lightweight protocol clients (support/sim-agents.ts: raw node:http2 and gRPC
@@ -19,12 +20,18 @@
  *
  *   npm run bench -- fanout
  *   FANOUT_ONLY=delivery,held,stage npm run bench -- fanout    # a subset
+ *   FANOUT_COUNTS=5000 FANOUT_ROUNDS=1 npm run bench -- fanout # fewer deliveries
  *   FANOUT_CPU_PROF=/tmp/prof npm run bench -- fanout          # the distributor under --cpu-prof
  */
 import { join } from "node:path";
 import type { Bundle, FleetState } from "../../proto/coherent/v1/authority.js";
-import { contentSha256, generateSigningKey, signBundle } from "../../services/bundle/index.js";
-import { BUNDLE_SCHEMA, type BundlePayload } from "../../services/bundle/payload.js";
+import {
+  BUNDLE_SCHEMA,
+  type BundlePayload,
+  contentSha256,
+  generateSigningKey,
+  signBundle,
+} from "../../services/bundle/index.js";
 import { canonicalize, parseDynamicConfig } from "../../services/config/index.js";
 import { desiredVersion } from "../../services/distributor/cohort.js";
 import { AgentPool, type SimAgentSpec } from "./support/agent-pool.js";
@@ -318,9 +325,11 @@ try {
   }
   if (ONLY.has("stage")) {
     const { ms, moved } = await stageChange(pool, 5_000, bundles);
+    // The goal is absolute; the bare broadcast to as many agents shows what the machine allows.
+    const bare = await deliver(pool, "bare", moved, bundles);
     lines.push(
-      `stage change 10 % -> 50 % (fleet state only), ${moved} of 5,000 agents moved, all ACKed: ${ms.toFixed(0)} ms  ` +
-        `goal <= ${GOALS.stageMs} ms  ${verdict(ms <= GOALS.stageMs)}`,
+      `stage change 10 % -> 50 % (fleet state only), ${moved} of 5,000 agents moved, all ACKed: ${ms.toFixed(0)} ms ` +
+        `(bare broadcast to ${moved}: ${bare.toFixed(0)} ms)  goal <= ${GOALS.stageMs} ms  ${verdict(ms <= GOALS.stageMs)}`,
     );
     console.log(lines.at(-1));
   }
