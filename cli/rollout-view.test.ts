@@ -196,6 +196,8 @@ describe("renderRollout", () => {
       for (const line of lines) expect(visibleLength(line)).toBeLessThanOrEqual(width);
       const text = lines.join("\n");
       expect(text).toContain("stage 2/4 small  [");
+      // Too narrow for the bake time beside the bar: it gets a line of its own.
+      expect(lines).toContain("bake 2m00s of 10m00s, 8m00s left");
       expect(text).toMatch(/^v7 \(candidate\) +3 +1 +0$/m);
       expect(text).toMatch(/^error_rate +0\.20% +1\.00% +✓ pass$/m);
     }

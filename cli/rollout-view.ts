@@ -131,7 +131,7 @@ export function renderRollout(status: RolloutStatusJson, options: ViewOptions): 
       `1;${PHASE_COLOR[rollout.phase]}`,
       rollout.phase,
     )}`,
-    progressLine(rollout, options.width),
+    ...progressLines(rollout, options.width),
   ];
   const outcome = outcomeLine(rollout);
   if (outcome) lines.push(outcome);
@@ -204,8 +204,11 @@ export function rolloutSummary(rollout: RolloutJson): string {
   return `${head}: ${phase}${where}`;
 }
 
-/** The stage, a bar of the share of agents on the candidate, and the bake time. */
-function progressLine(rollout: RolloutJson, width: number): string {
+/**
+ * The stage, a bar of the share of agents on the candidate, and the bake time; the bake time
+ * on a line of its own when a terminal is too narrow for all of it with the shortest bar.
+ */
+function progressLines(rollout: RolloutJson, width: number): string[] {
   const count = rollout.stage?.count ?? rollout.stages.length;
   const percent = shareOnCandidate(rollout);
   const stage =
@@ -214,9 +217,16 @@ function progressLine(rollout: RolloutJson, width: number): string {
       : `stage ${rollout.stage.index + 1}/${count} ${rollout.stage.name}`;
   const share = `${formatNumber(percent)}% of agents`;
   const bake = bakeText(rollout);
-  const fixed = [stage, share, bake].filter(Boolean).join("  ").length + 6;
-  const barWidth = Math.max(BAR_MIN, Math.min(BAR_MAX, width - fixed));
-  return [stage, bar(percent, barWidth), share, bake].filter(Boolean).join("  ");
+  // Two spaces between the parts, two brackets around the bar.
+  const room = (parts: string[]) => width - parts.join("  ").length - 4;
+  const together = bake !== "" && room([stage, share, bake]) >= BAR_MIN;
+  const barWidth = Math.max(
+    BAR_MIN,
+    Math.min(BAR_MAX, room(together ? [stage, share, bake] : [stage, share])),
+  );
+  const line = [stage, bar(percent, barWidth), share];
+  if (together) return [[...line, bake].join("  ")];
+  return bake === "" ? [line.join("  ")] : [line.join("  "), bake];
 }
 
 /** Where the fleet stands: the stage's share while live, all or none once finished. */
