@@ -10,6 +10,11 @@ export const ExitCode = {
    * does not verify — so a scheduled check tells tampering from an unreachable server.
    */
   Invalid: 3,
+  /**
+   * `rollout status`: the rollout ended without its candidate, rolled back or aborted, so a
+   * script waiting on `rollout status --watch` tells that from success (0) and from an error (1).
+   */
+  RolledBack: 4,
 } as const;
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

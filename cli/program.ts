@@ -8,6 +8,7 @@ import { registerAgentCommands } from "./commands/agents.js";
 import { registerAuditCommands } from "./commands/audit.js";
 import { registerBundleCommands } from "./commands/bundle.js";
 import { registerFleetCommands } from "./commands/fleet.js";
+import { registerRolloutCommands } from "./commands/rollout.js";
 import { registerTokenCommands } from "./commands/token.js";
 import type { ExitCode } from "./exit-codes.js";
 
@@ -37,6 +38,7 @@ export function createProgram(exit: (code: ExitCode) => void): Command {
     .exitOverride();
   registerBundleCommands(program, exit);
   registerFleetCommands(program, exit);
+  registerRolloutCommands(program, exit);
   registerAgentCommands(program, exit);
   registerAuditCommands(program, exit);
   registerTokenCommands(program, exit);
