@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * coherentctl: the operator and SRE command line of Coherent. Exit codes: 0 ok, 1 failure,
- * 2 usage, 3 validation failed (see exit-codes.ts).
+ * 2 usage, 3 validation failed, 4 rollout rolled back or aborted (see exit-codes.ts).
  */
 import { CommanderError } from "commander";
 import { ExitCode } from "./exit-codes.js";
