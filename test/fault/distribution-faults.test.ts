@@ -33,7 +33,7 @@ import { startUpstream, type Upstream } from "../support/upstream.js";
 
 const FLEET = "edge";
 
-describe("distribution under faults", { timeout: 30_000 }, () => {
+describe("distribution under faults", { timeout: 60_000 }, () => {
   let dir: string;
   let keys: WrittenKeyPair;
   let token: string;
@@ -92,6 +92,8 @@ describe("distribution under faults", { timeout: 30_000 }, () => {
       startAgent("agent-3", [d2.address, d1.address]),
     ]);
     await Promise.all(started.map(servesBlue));
+    // Traffic moves at the swap; the log line (and the ACK) follow it: the tests count lines from here.
+    await Promise.all(started.map((agent) => agent.process.waitFor((line) => line.msg === "bundle serving")));
   }, 120_000);
 
   afterAll(async () => {
