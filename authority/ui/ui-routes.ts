@@ -21,6 +21,7 @@ const FILES: Readonly<Record<string, string>> = {
   "api.js": "text/javascript; charset=utf-8",
   "chart.js": "text/javascript; charset=utf-8",
   "style.css": "text/css; charset=utf-8",
+  "favicon.svg": "image/svg+xml",
 };
 
 export const UI_CONTENT_SECURITY_POLICY = [
