@@ -304,7 +304,9 @@ function renderDetail(status) {
               h("time", { datetime: e.at }, time(e.at)),
               ` ${e.from} → ${e.to}`,
               e.to_stage !== e.from_stage ? ` (stage ${e.from_stage + 1} → ${e.to_stage + 1})` : "",
-              `: ${e.summary ?? e.reason?.kind ?? ""} — ${e.actor}`,
+              `: ${e.summary ?? e.reason?.kind ?? ""}`,
+              // Commands name their actor in the summary already.
+              e.summary?.includes(e.actor) ? "" : ` — ${e.actor}`,
             ),
           )
       : [h("li", { class: "muted" }, "No events yet.")]),
