@@ -134,6 +134,33 @@ describe("watchRollout", () => {
     expect(lines.map((line) => JSON.parse(line).rollout.phase)).toEqual(["running", "rolled_back"]);
   });
 
+  it("polls at once on a change hint instead of waiting out the interval, and unsubscribes at the end", async () => {
+    const source = answers(status("running"), status("succeeded"));
+    let hint: (() => void) | undefined;
+    let unsubscribed = false;
+    const started = Date.now();
+    const watching = watchRollout({
+      ...base,
+      intervalMs: 60_000,
+      fetch: source.fetch,
+      format: "json",
+      out: target(false),
+      err: target(false),
+      signal: new AbortController().signal,
+      subscribe: (changed) => {
+        hint = changed;
+        return () => {
+          unsubscribed = true;
+        };
+      },
+    });
+    while (source.calls() < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    hint?.();
+    expect((await watching)?.rollout.phase).toBe("succeeded");
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(unsubscribed).toBe(true);
+  });
+
   it("retries an authority it cannot reach, saying so once, and gives up on an error answer", async () => {
     const out = target(false);
     const err = target(false);

@@ -1,9 +1,10 @@
 /**
- * `coherentctl rollout status --watch`: polls the rollout until it finishes. On a terminal the
- * text view is redrawn in place (cursor up, each line cleared and rewritten, the rest of the
- * screen below cleared), with the cursor hidden and given back however the watch ends. Piped,
- * or with --output json, it prints the whole status again only when something in it changed:
- * text separated by a blank line, JSON one document per line.
+ * `coherentctl rollout status --watch`: polls the rollout until it finishes, at once when the
+ * event stream says it changed, else every interval. On a terminal the text view is redrawn
+ * in place (cursor up, each line cleared and rewritten, the rest of the screen below cleared),
+ * with the cursor hidden and given back however the watch ends. Piped, or with --output json,
+ * it prints the whole status again only when something in it changed: text separated by a
+ * blank line, JSON one document per line.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { ApiError } from "../client.js";
@@ -28,6 +29,11 @@ export interface WatchOptions {
   readonly color: boolean;
   /** Ends the watch early (Ctrl-C). */
   readonly signal: AbortSignal;
+  /**
+   * Registers for hints that the rollout changed (the event stream), each of which makes the
+   * next poll come at once instead of after the interval; returns how to stop them.
+   */
+  readonly subscribe?: (changed: () => void) => () => void;
   readonly now?: () => number;
 }
 
@@ -56,6 +62,9 @@ export async function watchRollout(options: WatchOptions): Promise<RolloutStatus
     shownLines = lines.length;
   };
 
+  // Aborted by a hint; a hint that comes during a poll makes the next wait end at once.
+  let nudge = new AbortController();
+  const unsubscribe = options.subscribe?.(() => nudge.abort());
   if (redraw) options.out.write(HIDE_CURSOR);
   try {
     while (!options.signal.aborted) {
@@ -86,10 +95,13 @@ export async function watchRollout(options: WatchOptions): Promise<RolloutStatus
         }
         if (FINISHED_PHASES.has(last.rollout.phase)) return last;
       }
-      await sleep(options.intervalMs, undefined, { signal: options.signal }).catch(() => undefined);
+      const wait = AbortSignal.any([options.signal, nudge.signal]);
+      await sleep(options.intervalMs, undefined, { signal: wait }).catch(() => undefined);
+      if (nudge.signal.aborted) nudge = new AbortController();
     }
     return last;
   } finally {
+    unsubscribe?.();
     if (redraw) options.out.write(SHOW_CURSOR);
   }
 }

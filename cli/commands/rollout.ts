@@ -8,7 +8,7 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { formatIssue } from "../../services/config/index.js";
 import { parseDuration } from "../../services/config/units.js";
-import { ApiError, type AuthorityClient, withClient } from "../client.js";
+import { ApiError, type AuthorityClient, type Connection, resolveConnection, withClient } from "../client.js";
 import { ExitCode } from "../exit-codes.js";
 import { createOutput, type Output, outputOption } from "../output.js";
 import {
@@ -22,6 +22,7 @@ import {
 } from "../rollout-view.js";
 import { formatTable } from "../table.js";
 import { confirm } from "./confirm.js";
+import { followEvents } from "./event-stream.js";
 import { readInput } from "./input.js";
 import { limitOption, positiveInteger, type RemoteOptions, shortTime } from "./options.js";
 import { checkBlock, describePlan, readPlanText } from "./rollout-plan.js";
@@ -277,6 +278,7 @@ async function status(id: string | undefined, options: StatusOptions): Promise<E
       );
       return answer;
     }
+    const connection = await resolveConnection(options);
     const stop = new AbortController();
     const interrupt = () => stop.abort();
     process.once("SIGINT", interrupt);
@@ -290,6 +292,7 @@ async function status(id: string | undefined, options: StatusOptions): Promise<E
         err: process.stderr,
         color: useColor(),
         signal: stop.signal,
+        subscribe: (changed) => hintsFor(connection, rolloutId, changed),
       });
       if (stop.signal.aborted) {
         // Not finished: neither success nor failure of the rollout, so neither 0 nor 4.
@@ -306,6 +309,24 @@ async function status(id: string | undefined, options: StatusOptions): Promise<E
   return last && FINISHED_PHASES.has(last.rollout.phase) && last.rollout.phase !== "succeeded"
     ? ExitCode.RolledBack
     : ExitCode.Ok;
+}
+
+/** Calls `changed` whenever the event stream announces a change of the rollout; returns how to stop. */
+function hintsFor(connection: Connection, rolloutId: string, changed: () => void): () => void {
+  const stop = new AbortController();
+  void followEvents(
+    connection,
+    ({ event, data }) => {
+      if (event !== "rollout") return;
+      try {
+        if ((JSON.parse(data) as { id?: unknown }).id === rolloutId) changed();
+      } catch {
+        // Not JSON: not an event this watch can use.
+      }
+    },
+    stop.signal,
+  );
+  return () => stop.abort();
 }
 
 /** The fleet's live rollout, else its newest: what "the fleet's rollout" means to an operator. */
