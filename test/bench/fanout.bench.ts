@@ -173,14 +173,23 @@ interface Bundles {
   readonly v3: Bundle;
 }
 
-/** One push of v2 to `count` agents running v1, until all ACKed: milliseconds. */
-async function deliver(pool: AgentPool, mode: HostMode, count: number, b: Bundles): Promise<number> {
+/**
+ * One push of v2 to `count` agents running v1, until all ACKed: milliseconds. The bare server
+ * can be told to broadcast to only `recipients` of them.
+ */
+async function deliver(
+  pool: AgentPool,
+  mode: HostMode,
+  count: number,
+  b: Bundles,
+  recipients = count,
+): Promise<number> {
   return withHost(mode, { bundles: [b.v1], state: state({ stableVersion: 1 }) }, async (host, target) => {
     await connectAll(pool, host, target, agents(count, b.v1));
     try {
       const push: HostCommand =
         mode === "bare"
-          ? { op: "push", bundle: b.v2, expectAcks: count, timeoutMs: 60_000 }
+          ? { op: "push", bundle: b.v2, expectAcks: recipients, recipients, timeoutMs: 60_000 }
           : {
               op: "push",
               bundle: b.v2,
@@ -325,11 +334,12 @@ try {
   }
   if (ONLY.has("stage")) {
     const { ms, moved } = await stageChange(pool, 5_000, bundles);
-    // The goal is absolute; the bare broadcast to as many agents shows what the machine allows.
-    const bare = await deliver(pool, "bare", moved, bundles);
+    // The goal is absolute; the bare server holding as many agents and broadcasting to as many
+    // as moved shows what the machine allows.
+    const bare = await deliver(pool, "bare", 5_000, bundles, moved);
     lines.push(
       `stage change 10 % -> 50 % (fleet state only), ${moved} of 5,000 agents moved, all ACKed: ${ms.toFixed(0)} ms ` +
-        `(bare broadcast to ${moved}: ${bare.toFixed(0)} ms)  goal <= ${GOALS.stageMs} ms  ${verdict(ms <= GOALS.stageMs)}`,
+        `(bare broadcast to ${moved} of 5,000: ${bare.toFixed(0)} ms)  goal <= ${GOALS.stageMs} ms  ${verdict(ms <= GOALS.stageMs)}`,
     );
     console.log(lines.at(-1));
   }

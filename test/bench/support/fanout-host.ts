@@ -39,6 +39,8 @@ export type HostCommand =
       readonly state?: FleetState;
       readonly expectAcks: number;
       readonly timeoutMs: number;
+      /** Bare only: broadcast to the first this many streams; all by default. */
+      readonly recipients?: number;
     }
   | { readonly op: "memory" }
   | { readonly op: "connected" }
@@ -157,7 +159,11 @@ async function startBare(command: Extract<HostCommand, { op: "start" }>): Promis
           },
         }).finish(),
       );
-      for (const call of calls) call.write(bytes);
+      let left = push.recipients ?? calls.size;
+      for (const call of calls) {
+        if (left-- <= 0) break;
+        call.write(bytes);
+      }
     },
   };
 }
