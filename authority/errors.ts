@@ -13,6 +13,7 @@ export const API_ERRORS = {
   unknown_fleet: 404,
   unknown_version: 404,
   unknown_token: 404,
+  unknown_rollout: 404,
   /** No such route. */
   not_found: 404,
   fleet_exists: 409,
@@ -20,10 +21,18 @@ export const API_ERRORS = {
   conflict: 409,
   /** A promote to a version below one the fleet's agents may run, which they would refuse. */
   downgrade: 409,
+  /** The fleet has a rollout pending, running or paused; finish or abort it first. */
+  rollout_active: 409,
+  /** A rollout of a version that is not above the fleet's stable version. */
+  not_newer: 409,
+  /** A rollout command that does not apply in its phase (resume a running rollout, …). */
+  invalid_transition: 409,
   body_too_large: 413,
   unsupported_media_type: 415,
   /** The config was read but fails validation or governance; `errors` lists each with its path. */
   validation_failed: 422,
+  /** A rollout plan that fails validation; `errors` lists each with its path. */
+  invalid_plan: 422,
   internal: 500,
   /** A replica holds as many event streams (GET /events) as it allows; another replica may not. */
   too_many_streams: 503,

@@ -23,6 +23,7 @@ import { registerBundleRoutes } from "./bundle-routes.js";
 import { registerEventRoutes } from "./event-routes.js";
 import { registerFleetRoutes } from "./fleet-routes.js";
 import { registerFleetStateRoutes } from "./fleet-state-routes.js";
+import { registerRolloutRoutes } from "./rollout-routes.js";
 import { registerTokenRoutes } from "./token-routes.js";
 
 export interface ApiServerOptions {
@@ -80,6 +81,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
       registerAuditRoutes(api, options.store);
       registerTokenRoutes(api, options.store);
       registerEventRoutes(api, options.store);
+      registerRolloutRoutes(api, { store: options.store });
     },
     { prefix: API_PREFIX },
   );
