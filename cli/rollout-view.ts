@@ -31,11 +31,14 @@ export interface RolloutJson {
   readonly candidate_version: number;
   readonly stable_version: number;
   readonly phase: RolloutPhase;
-  /** The current stage; `index` counts from 0, `count` is the number of stages. */
+  /**
+   * The current stage (the first while pending); `index` counts from 0, `count` is the
+   * number of stages. Name and share are null when the index is past the plan's stages.
+   */
   readonly stage: {
     readonly index: number;
-    readonly name: string;
-    readonly fleet_percent: number;
+    readonly name: string | null;
+    readonly fleet_percent: number | null;
     readonly count: number;
   } | null;
   readonly stages: readonly RolloutStageJson[];
@@ -93,7 +96,12 @@ export interface RolloutStatusJson {
   readonly rollout: RolloutJson;
   readonly checks: readonly CheckJson[];
   readonly traffic: { readonly candidate: TrafficJson; readonly stable: TrafficJson } | null;
-  readonly agents: { readonly total: number; readonly by_version: readonly VersionAgentsJson[] };
+  readonly agents: {
+    readonly total: number;
+    /** Agents not heard of lately; they count in `total` but not in `by_version`'s columns. */
+    readonly stale?: number;
+    readonly by_version: readonly VersionAgentsJson[];
+  };
   readonly events: readonly RolloutEventJson[];
 }
 
@@ -137,7 +145,8 @@ export function renderRollout(status: RolloutStatusJson, options: ViewOptions): 
   if (outcome) lines.push(outcome);
   if (rollout.reason) lines.push(`reason: ${rollout.reason.summary}`);
 
-  lines.push("", `agents: ${status.agents.total}`);
+  const stale = status.agents.stale ? ` (${status.agents.stale} stale)` : "";
+  lines.push("", `agents: ${status.agents.total}${stale}`);
   if (status.agents.by_version.length > 0) {
     lines.push(
       ...formatTable(
@@ -188,11 +197,21 @@ export function renderRollout(status: RolloutStatusJson, options: ViewOptions): 
   return lines.map((line) => fitWidth(line, options.width));
 }
 
-/** `2/4 small (10%)`: the stage for one-line summaries and tables. */
+/** `2/4 small (10%)`: the stage for one-line summaries and tables; `-/4` before the first. */
 export function stageText(rollout: RolloutJson): string {
-  if (rollout.stage === null) return `-/${rollout.stages.length}`;
-  const { index, name, fleet_percent, count } = rollout.stage;
-  return `${index + 1}/${count} ${name} (${formatNumber(fleet_percent)}%)`;
+  const stage = startedStage(rollout);
+  if (!stage) return `-/${rollout.stage?.count ?? rollout.stages.length}`;
+  const share = stage.fleet_percent === null ? "" : ` (${formatNumber(stage.fleet_percent)}%)`;
+  return `${stageLabel(stage)}${share}`;
+}
+
+/** The stage a rollout is in, once it has started one. */
+function startedStage(rollout: RolloutJson): RolloutJson["stage"] {
+  return rollout.phase === "pending" ? null : rollout.stage;
+}
+
+function stageLabel(stage: NonNullable<RolloutJson["stage"]>): string {
+  return `${stage.index + 1}/${stage.count}${stage.name === null ? "" : ` ${stage.name}`}`;
 }
 
 /** `rollout r-1 (fleet edge, v6 → v7): paused at stage 2/4 small (10%)`, for the commands that act on one. */
@@ -200,7 +219,7 @@ export function rolloutSummary(rollout: RolloutJson): string {
   const head = `rollout ${rollout.id} (fleet ${rollout.fleet}, v${rollout.stable_version} → v${rollout.candidate_version})`;
   const phase = rollout.phase.replace("_", " ");
   const where =
-    FINISHED_PHASES.has(rollout.phase) || rollout.stage === null ? "" : ` at stage ${stageText(rollout)}`;
+    FINISHED_PHASES.has(rollout.phase) || !startedStage(rollout) ? "" : ` at stage ${stageText(rollout)}`;
   return `${head}: ${phase}${where}`;
 }
 
@@ -209,12 +228,11 @@ export function rolloutSummary(rollout: RolloutJson): string {
  * on a line of its own when a terminal is too narrow for all of it with the shortest bar.
  */
 function progressLines(rollout: RolloutJson, width: number): string[] {
-  const count = rollout.stage?.count ?? rollout.stages.length;
   const percent = shareOnCandidate(rollout);
-  const stage =
-    rollout.stage === null
-      ? `stage -/${count}`
-      : `stage ${rollout.stage.index + 1}/${count} ${rollout.stage.name}`;
+  const current = startedStage(rollout);
+  const stage = current
+    ? `stage ${stageLabel(current)}`
+    : `stage -/${rollout.stage?.count ?? rollout.stages.length}`;
   const share = `${formatNumber(percent)}% of agents`;
   const bake = bakeText(rollout);
   // Two spaces between the parts, two brackets around the bar.

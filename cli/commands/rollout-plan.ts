@@ -33,12 +33,7 @@ export function readPlanText(text: string): ConfigResult<PlanFile> {
   const block = wrapped ? data.rollout : data;
   // The content alone sits one level up from where its paths (rollout.…) say.
   const where: ParsedSource["locate"] = wrapped ? locate : (path) => locate(path.slice(1));
-  return checkBlock(block, where);
-}
-
-/** A block already read, such as a fleet's default plan as the authority keeps it. */
-export function checkBlock(block: unknown, locate?: ParsedSource["locate"]): ConfigResult<PlanFile> {
-  const result = validateDynamicConfig({ rollout: block }, locate);
+  const result = validateDynamicConfig({ rollout: block }, where);
   if (!result.ok) return result;
   const plan = result.value.rollout;
   if (plan === undefined) {

@@ -6,6 +6,7 @@
  * script can wait on: it returns when the rollout finishes, 0 for success.
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
+import type { Plan } from "../../rollout-controller/plan.js";
 import { formatIssue } from "../../services/config/index.js";
 import { parseDuration } from "../../services/config/units.js";
 import { ApiError, type AuthorityClient, type Connection, resolveConnection, withClient } from "../client.js";
@@ -25,7 +26,7 @@ import { confirm } from "./confirm.js";
 import { followEvents } from "./event-stream.js";
 import { readInput } from "./input.js";
 import { limitOption, positiveInteger, type RemoteOptions, shortTime } from "./options.js";
-import { checkBlock, describePlan, readPlanText } from "./rollout-plan.js";
+import { describePlan, readPlanText } from "./rollout-plan.js";
 import { watchRollout } from "./rollout-watch.js";
 import { CliError, runAction } from "./run.js";
 
@@ -234,20 +235,10 @@ async function start(fleet: string, version: number, options: StartOptions): Pro
   });
 }
 
-/** The fleet's own default plan, or the built-in one, shown before asking; the route is optional. */
+/** The fleet's own default plan, or the built-in one, shown before asking. */
 async function fleetPlanText(client: AuthorityClient, path: string): Promise<string> {
-  try {
-    const { body } = await client.request<{ plan: unknown; source: "fleet" | "default" }>(
-      "GET",
-      `${path}/plan`,
-    );
-    const checked = checkBlock(body.plan);
-    const whose = body.source === "fleet" ? "the fleet's default plan" : "the built-in plan";
-    return checked.ok ? `${whose}:\n${describePlan(checked.value.plan)}` : `${whose}`;
-  } catch (err) {
-    if (err instanceof ApiError && err.status !== 404) throw err;
-    return "the fleet's default plan (the authority does not show it)";
-  }
+  const { body } = await client.request<{ plan: Plan; source: "fleet" | "default" }>("GET", `${path}/plan`);
+  return `${body.source === "fleet" ? "the fleet's default plan" : "the built-in plan"}:\n${describePlan(body.plan)}`;
 }
 
 /** Every error with its path, the way `bundle validate` prints a config's; exit 3. */
