@@ -42,6 +42,7 @@ describe("authority settings", () => {
       trustedKeyFiles: [],
       governance: DEFAULT_GOVERNANCE,
       bodyLimit: 8 * 1024 * 1024,
+      controller: { enabled: true, tickMs: 1000, webhooks: [] },
       logLevel: "info",
     });
   });
@@ -56,8 +57,49 @@ describe("authority settings", () => {
       trustedKeyFiles: ["/etc/coherent/old.pub.pem"],
       governance: { ...DEFAULT_GOVERNANCE, max_routes: 10, require_tls_kept: false },
       bodyLimit: 2 * 1024 ** 2,
+      controller: { enabled: false, tickMs: 1000, webhooks: [] },
       logLevel: "warn",
     });
+  });
+
+  it("runs the controller in the process on the embedded database only, unless told otherwise", async () => {
+    const secret = join(dir, "hook.secret");
+    await writeFile(secret, "s3cret\n");
+    const withHooks = join(dir, "hooks.yaml");
+    await writeFile(
+      withHooks,
+      [
+        "database_url: postgres://file@db/coherent",
+        "controller:",
+        "  tick: 250ms",
+        "  webhooks:",
+        "    - {fleet: edge, url: 'https://chat.example/hook/T0K3N', secret_file: " +
+          JSON.stringify(secret) +
+          "}",
+        "    - {fleet: '*', url: 'http://pager.example/in'}",
+      ].join("\n"),
+    );
+    expect((await resolveAuthoritySettings({ config: withHooks }, {})).controller).toEqual({
+      enabled: false,
+      tickMs: 250,
+      webhooks: [
+        { fleet: "edge", url: "https://chat.example/hook/T0K3N", secret: "s3cret" },
+        { fleet: "*", url: "http://pager.example/in" },
+      ],
+    });
+    const forced = await resolveAuthoritySettings(
+      { config: withHooks, controllerTick: "2s" },
+      { COHERENT_CONTROLLER: "on" },
+    );
+    expect(forced.controller).toMatchObject({ enabled: true, tickMs: 2000 });
+    expect((await resolveAuthoritySettings({ controller: false }, {})).controller.enabled).toBe(false);
+    await expect(resolveAuthoritySettings({}, { COHERENT_CONTROLLER: "maybe" })).rejects.toThrow(
+      AuthorityConfigError,
+    );
+    await writeFile(withHooks, "controller: {webhooks: [{fleet: edge, url: 'ftp://x'}]}");
+    await expect(resolveAuthoritySettings({ config: withHooks }, {})).rejects.toThrow(
+      /controller\.webhooks\.0\.url/,
+    );
   });
 
   it("lets COHERENT_* variables override the file, and flags override both", async () => {

@@ -7,6 +7,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
+import type { WebhookSettings } from "../rollout-controller/notifier.js";
 import { readConfigText } from "../services/config/index.js";
 import { duration, listenAddress, size } from "../services/config/schema/primitives.js";
 import type { ServerTlsFiles } from "../services/net/tls.js";
@@ -24,6 +25,10 @@ export interface AuthorityFlags {
   readonly dataDir?: string;
   readonly signingKeyFile?: string;
   readonly logLevel?: string;
+  /** Run the rollout controller in this process (undefined: the default for the database). */
+  readonly controller?: boolean;
+  /** How often the controller looks at each rollout, as a duration ("1s"). */
+  readonly controllerTick?: string;
 }
 
 /** Where a private key comes from: a PKCS#8 PEM file, or the PEM text itself (from the env). */
@@ -59,7 +64,21 @@ export interface AuthoritySettings {
    * DEFAULT_AGENT_STALE_AFTER_MS.
    */
   readonly agentStaleAfterMs?: number;
+  /** The rollout controller in this process; see ControllerSettings. */
+  readonly controller: ControllerSettings;
   readonly logLevel: string;
+}
+
+export interface ControllerSettings {
+  /**
+   * Whether this process runs a rollout controller. By default it does on the embedded
+   * database (no other process can reach it) and does not on Postgres, where `coherent
+   * controller` runs apart (two replicas elect a leader).
+   */
+  readonly enabled: boolean;
+  readonly tickMs: number;
+  /** Hook secrets read from their files here, so they never pass through the database. */
+  readonly webhooks: readonly WebhookSettings[];
 }
 
 export const DEFAULT_LISTEN = "127.0.0.1:7400";
@@ -99,6 +118,21 @@ const FileSchema = z.strictObject({
   governance: GovernanceFileSchema.optional(),
   body_limit: size({ min: 1024 }).optional(),
   agent_stale_after: duration({ min: 1000 }).optional(),
+  controller: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      tick: duration({ min: 50, max: 60_000 }).optional(),
+      webhooks: z
+        .array(
+          z.strictObject({
+            fleet: z.string().min(1),
+            url: z.url({ protocol: /^https?$/ }),
+            secret_file: z.string().min(1).optional(),
+          }),
+        )
+        .optional(),
+    })
+    .optional(),
   log_level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).optional(),
 });
 
@@ -136,11 +170,47 @@ export async function resolveAuthoritySettings(
     governance: { ...DEFAULT_GOVERNANCE, ...file.governance },
     bodyLimit,
     ...(staleAfter === undefined ? {} : { agentStaleAfterMs: staleAfter }),
+    controller: await controllerOf(flags, env, file, url === undefined),
     logLevel: flags.logLevel ?? env.COHERENT_LOG_LEVEL ?? file.log_level ?? "info",
   };
 }
 
 export { parseListen } from "../services/net/listen.js";
+
+export const DEFAULT_CONTROLLER_TICK_MS = 1000;
+
+/** Flags over COHERENT_CONTROLLER over the file; the default follows the database. */
+async function controllerOf(
+  flags: AuthorityFlags,
+  env: NodeJS.ProcessEnv,
+  file: FileSettings,
+  embedded: boolean,
+): Promise<ControllerSettings> {
+  const fromEnv = env.COHERENT_CONTROLLER;
+  if (fromEnv !== undefined && fromEnv !== "on" && fromEnv !== "off")
+    throw new AuthorityConfigError(`invalid COHERENT_CONTROLLER "${fromEnv}": use on or off`);
+  const enabled =
+    flags.controller ??
+    (fromEnv === undefined ? undefined : fromEnv === "on") ??
+    file.controller?.enabled ??
+    embedded;
+  const tick = flags.controllerTick ?? env.COHERENT_CONTROLLER_TICK;
+  const tickMs = tick
+    ? checkValue("controller tick", duration({ min: 50, max: 60_000 }), tick)
+    : (file.controller?.tick ?? DEFAULT_CONTROLLER_TICK_MS);
+  const webhooks = await Promise.all(
+    (file.controller?.webhooks ?? []).map(async (hook) => {
+      if (hook.secret_file === undefined) return { fleet: hook.fleet, url: hook.url };
+      const secret = await readFile(hook.secret_file, "utf8").catch((error: Error) => {
+        throw new AuthorityConfigError(
+          `cannot read the webhook secret ${hook.secret_file}: ${error.message}`,
+        );
+      });
+      return { fleet: hook.fleet, url: hook.url, secret: secret.trim() };
+    }),
+  );
+  return { enabled, tickMs, webhooks };
+}
 
 /** Flags over COHERENT_FEED_TLS_* over the file's feed_tls, file by file. */
 function feedTlsOf(

@@ -30,6 +30,7 @@ describe("startAuthority", () => {
     trustedKeyFiles: [],
     governance: DEFAULT_GOVERNANCE,
     bodyLimit: 1024 * 1024,
+    controller: { enabled: false, tickMs: 1000, webhooks: [] },
     logLevel: "silent",
     ...overrides,
   });

@@ -7,6 +7,7 @@ import { createPublicKey } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
+import { type ControllerHandle, startController } from "../rollout-controller/main.js";
 import {
   Keyring,
   loadSigningKey,
@@ -54,7 +55,9 @@ export async function startAuthority(
   let app: FastifyInstance | undefined;
   let feed: AuthorityFeedServer | undefined;
   let unsubscribe: (() => Promise<void>) | undefined;
+  let controller: ControllerHandle | undefined;
   const release = async () => {
+    await controller?.close();
     await feed?.close();
     await app?.close();
     await unsubscribe?.();
@@ -90,8 +93,26 @@ export async function startAuthority(
       const shown = bound.host.includes(":") ? `[${bound.host}]` : bound.host;
       feedAddress = `${shown}:${await feed.listen(`${shown}:${bound.port}`)}`;
     }
+    if (settings.controller.enabled) {
+      controller = startController({
+        store,
+        bundles,
+        dialect: database.dialect,
+        database: settings.database,
+        settings: settings.controller,
+        logger,
+        ...(options.now ? { now: options.now } : {}),
+      });
+    }
     logger.info(
-      { event: "authority_started", url, feed: feedAddress, dialect: database.dialect, kid: key.kid },
+      {
+        event: "authority_started",
+        url,
+        feed: feedAddress,
+        dialect: database.dialect,
+        kid: key.kid,
+        controller: settings.controller.enabled,
+      },
       "authority listening",
     );
     let closing: Promise<void> | undefined;
@@ -108,6 +129,50 @@ export async function startAuthority(
     };
   } catch (error) {
     await release().catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * `coherent controller`: the rollout controller alone, with the authority's settings, over the
+ * shared Postgres its replicas use; replicas of it elect one leader. The embedded database
+ * belongs to the one process that opened it, where `coherent authority` runs the controller.
+ */
+export async function startControllerProcess(
+  settings: AuthoritySettings,
+  options: StartOptions = {},
+): Promise<{ close(): Promise<void> }> {
+  if (settings.database.url === undefined) {
+    throw new AuthorityConfigError(
+      "the controller runs apart only over a shared Postgres (COHERENT_DATABASE_URL); on the embedded database `coherent authority` runs it",
+    );
+  }
+  const logger = options.logger ?? createLogger({ name: "controller", level: settings.logLevel });
+  const database = await openDatabase(settings.database);
+  try {
+    await migrateToLatest(database.db);
+    const store = new AuthorityStore(database, options.now ? { now: options.now } : {});
+    const key = await signingKey(settings, database.dialect);
+    await registerKeys(store, key, settings.trustedKeyFiles, logger);
+    const bundles = new BundleService({ store, signingKey: key, governance: settings.governance });
+    const handle = startController({
+      store,
+      bundles,
+      dialect: database.dialect,
+      database: settings.database,
+      settings: settings.controller,
+      logger,
+      ...(options.now ? { now: options.now } : {}),
+    });
+    let closing: Promise<void> | undefined;
+    return {
+      close: () => {
+        closing ??= handle.close().finally(() => database.close());
+        return closing;
+      },
+    };
+  } catch (error) {
+    await database.close().catch(() => undefined);
     throw error;
   }
 }

@@ -8,6 +8,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { registerAuthorityCommand } from "./commands/authority.js";
 import { registerBootstrapTokenCommand } from "./commands/bootstrap-token.js";
+import { registerControllerCommand } from "./commands/controller.js";
 import { registerDistributorCommand } from "./commands/distributor.js";
 import { registerKeysCommands } from "./commands/keys.js";
 import { registerMigrateCommand } from "./commands/migrate.js";
@@ -32,6 +33,7 @@ function createCoherentProgram(exit: (code: ExitCode) => void): Command {
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
   registerAuthorityCommand(program, exit);
+  registerControllerCommand(program, exit);
   registerDistributorCommand(program, exit);
   registerMigrateCommand(program, exit);
   registerKeysCommands(program, exit);

@@ -90,6 +90,7 @@ export async function startTestAuthority(options: StartOptions): Promise<TestAut
     trustedKeyFiles: [],
     governance: DEFAULT_GOVERNANCE,
     bodyLimit: 1024 * 1024,
+    controller: { enabled: false, tickMs: 1000, webhooks: [] },
     logLevel: "info",
     ...options.settings,
   };

@@ -16,6 +16,7 @@ interface AuthorityOptions extends DatabaseFlags {
   readonly feedTlsClientCa?: string;
   readonly signingKeyFile?: string;
   readonly logLevel?: string;
+  readonly controller?: boolean;
 }
 
 export function registerAuthorityCommand(program: Command, exit: (code: ExitCode) => void): void {
@@ -37,6 +38,11 @@ export function registerAuthorityCommand(program: Command, exit: (code: ExitCode
       "require distributors to present a certificate signed by this CA: mTLS (or COHERENT_FEED_TLS_CLIENT_CA)",
     )
     .option("--signing-key-file <file>", "the Ed25519 private key (PKCS#8 PEM) to sign bundles with")
+    .option(
+      "--controller",
+      "also run the rollout controller here (the default on the embedded database; or COHERENT_CONTROLLER=on)",
+    )
+    .option("--no-controller", "do not run the rollout controller here (run `coherent controller` apart)")
     .option("--log-level <level>", "trace, debug, info, warn, error or silent")
     .action(
       coherentAction(exit, async (_options: unknown, command: Command) => {
