@@ -188,7 +188,7 @@ for (const { name, skip } of DIALECTS) {
       const run = await ctl(["rollout", "start", "web", "2", "--plan", planFile], env);
       expect(run, run.stderr).toMatchObject({ code: 0, stderr: "" });
       const [created] = await rollouts("web");
-      started = created.id;
+      started = String(created?.id);
       expect(created).toMatchObject({
         fleet: "web",
         candidate_version: 2,

@@ -175,9 +175,14 @@ describe("renderRollout", () => {
     );
   });
 
-  it("says a paused rollout's bake clock stands still", () => {
-    const text = view(status({ rollout: rollout({ phase: "paused" }) }));
+  it("says a paused rollout's bake clock stands still, and who paused it once", () => {
+    const paused = {
+      ...event("2026-11-26T04:09:30.000Z", "running", "paused", "pause by alice"),
+      actor: "alice",
+    };
+    const text = view(status({ rollout: rollout({ phase: "paused" }), events: [paused] }));
     expect(text).toContain("bake 2m00s of 10m00s (paused)");
+    expect(text).toMatch(/^ {2}04:09:30 \(30s ago\) {2}running → paused {2}pause by alice$/m);
   });
 
   it("shows only the last five events, oldest first", () => {

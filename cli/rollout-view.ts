@@ -333,7 +333,9 @@ function eventText(event: RolloutEventJson, now: number): string {
     event.from === event.to && event.from_stage !== event.to_stage
       ? `stage ${event.from_stage + 1} → ${event.to_stage + 1}`
       : `${event.from} → ${event.to}`;
-  return `${clock}${age}  ${move}  ${event.summary}  by ${event.actor}`;
+  // An operator's command names its actor in the summary already ("pause by alice").
+  const by = event.summary.includes(event.actor) ? "" : `  by ${event.actor}`;
+  return `${clock}${age}  ${move}  ${event.summary}${by}`;
 }
 
 /** 1h05m, 8m00s, 45s: the two units that matter at a glance. */

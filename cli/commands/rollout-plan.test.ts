@@ -28,7 +28,7 @@ describe("readPlanText", () => {
     expect(bare.value.block).toMatchObject({
       stages: [{ name: "canary", bake_time: "5m" }, { name: "all" }],
     });
-    expect(bare.value.plan.stages.map((s) => [s.name, s.fleetPercent, s.bakeMs])).toEqual([
+    expect(bare.value.plan.stages.map((s) => [s.name, s.fleet_percent, s.bake_ms])).toEqual([
       ["canary", 1, 300_000],
       ["all", 100, 0],
     ]);

@@ -5,23 +5,37 @@
  * before anything is sent, and the block goes to the authority as written, which checks it again.
  */
 
-import { type Plan, resolvePlan } from "../../rollout-controller/plan.js";
+import { planJson } from "../../authority/api/rollout-json.js";
+import { resolvePlan } from "../../rollout-controller/plan.js";
 import {
   ConfigErrorCode,
   type ConfigResult,
+  type HealthGate,
   type ParsedSource,
   readConfigText,
   validateDynamicConfig,
 } from "../../services/config/index.js";
 import { isRecord } from "../../services/config/issues.js";
-import { formatDuration } from "../rollout-view.js";
+import { formatDuration, type RolloutStageJson } from "../rollout-view.js";
 import { formatTable } from "../table.js";
 
 export interface PlanFile {
   /** The `rollout:` block as written, for the API. */
   readonly block: unknown;
-  /** With defaults filled in, for showing. */
-  readonly plan: Plan;
+  /** With defaults filled in, as the API shows a plan. */
+  readonly plan: PlanJson;
+}
+
+/** A plan as the API shows one (`GET /fleets/{fleet}/plan`, a rollout's `plan`). */
+export interface PlanJson {
+  readonly stages: readonly RolloutStageJson[];
+  readonly health_gates: readonly HealthGate[];
+  readonly burn_rate: {
+    readonly threshold: number;
+    readonly objective: number;
+    readonly short_window_ms: number;
+    readonly long_window_ms: number;
+  } | null;
 }
 
 /** Every error has its path under `rollout` (`rollout.stages[1].fleet_percent`) and its line. */
@@ -42,21 +56,21 @@ export function readPlanText(text: string): ConfigResult<PlanFile> {
       errors: [{ code: ConfigErrorCode.MissingField, path: "rollout", message: "the plan is empty" }],
     };
   }
-  return { ok: true, value: { block, plan: resolvePlan(plan) } };
+  return { ok: true, value: { block, plan: planJson(resolvePlan(plan)) } };
 }
 
 /** The stages, gates and rollback rule, as shown before a rollout starts. */
-export function describePlan(plan: Plan): string {
+export function describePlan(plan: PlanJson): string {
   const stages = formatTable(
     [
-      { header: "STAGE", cell: (row: Plan["stages"][number]) => row.name },
-      { header: "AGENTS", cell: (row) => `${row.fleetPercent}%` },
-      { header: "BAKE", cell: (row) => (row.bakeMs === 0 ? null : formatDuration(row.bakeMs)) },
-      { header: "MIN REQUESTS", cell: (row) => row.minRequests },
+      { header: "STAGE", cell: (row: RolloutStageJson) => row.name },
+      { header: "AGENTS", cell: (row) => `${row.fleet_percent}%` },
+      { header: "BAKE", cell: (row) => (row.bake_ms === 0 ? null : formatDuration(row.bake_ms)) },
+      { header: "MIN REQUESTS", cell: (row) => row.min_requests },
     ],
     plan.stages,
   );
-  const gates = plan.gates.map((gate) => {
+  const gates = plan.health_gates.map((gate) => {
     const show = (value: number) =>
       gate.metric === "error_rate" ? `${(value * 100).toFixed(2)}%` : `${value}ms`;
     const bounds = [
@@ -65,16 +79,16 @@ export function describePlan(plan: Plan): string {
     ].filter(Boolean);
     return `${gate.metric} ${bounds.join(" and ")}`;
   });
-  const burn = plan.burnRate;
+  const burn = plan.burn_rate;
   return [
     stages,
     `gates: ${gates.length === 0 ? "none" : gates.join(", ")}`,
     `auto rollback: ${
-      burn === undefined
+      burn === null
         ? "none"
         : `error budget burning faster than ${burn.threshold}x (SLO ${burn.objective}%, windows ${formatDuration(
-            burn.shortWindowMs,
-          )} and ${formatDuration(burn.longWindowMs)})`
+            burn.short_window_ms,
+          )} and ${formatDuration(burn.long_window_ms)})`
     }`,
   ].join("\n");
 }

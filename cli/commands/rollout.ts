@@ -6,7 +6,6 @@
  * script can wait on: it returns when the rollout finishes, 0 for success.
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
-import type { Plan } from "../../rollout-controller/plan.js";
 import { formatIssue } from "../../services/config/index.js";
 import { parseDuration } from "../../services/config/units.js";
 import { ApiError, type AuthorityClient, type Connection, resolveConnection, withClient } from "../client.js";
@@ -26,7 +25,7 @@ import { confirm } from "./confirm.js";
 import { followEvents } from "./event-stream.js";
 import { readInput } from "./input.js";
 import { limitOption, positiveInteger, type RemoteOptions, shortTime } from "./options.js";
-import { describePlan, readPlanText } from "./rollout-plan.js";
+import { describePlan, type PlanJson, readPlanText } from "./rollout-plan.js";
 import { watchRollout } from "./rollout-watch.js";
 import { CliError, runAction } from "./run.js";
 
@@ -237,7 +236,10 @@ async function start(fleet: string, version: number, options: StartOptions): Pro
 
 /** The fleet's own default plan, or the built-in one, shown before asking. */
 async function fleetPlanText(client: AuthorityClient, path: string): Promise<string> {
-  const { body } = await client.request<{ plan: Plan; source: "fleet" | "default" }>("GET", `${path}/plan`);
+  const { body } = await client.request<{ plan: PlanJson; source: "fleet" | "default" }>(
+    "GET",
+    `${path}/plan`,
+  );
   return `${body.source === "fleet" ? "the fleet's default plan" : "the built-in plan"}:\n${describePlan(body.plan)}`;
 }
 
