@@ -98,10 +98,9 @@ export async function startAuthority(
         store,
         bundles,
         dialect: database.dialect,
-        database: settings.database,
-        settings: settings.controller,
+        settings,
         logger,
-        ...(options.now ? { now: options.now } : {}),
+        now: options.now,
       });
     }
     logger.info(
@@ -159,10 +158,9 @@ export async function startControllerProcess(
       store,
       bundles,
       dialect: database.dialect,
-      database: settings.database,
-      settings: settings.controller,
+      settings,
       logger,
-      ...(options.now ? { now: options.now } : {}),
+      now: options.now,
     });
     let closing: Promise<void> | undefined;
     return {

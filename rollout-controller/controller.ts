@@ -43,11 +43,17 @@ export class RolloutController {
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
   #unsubscribe: (() => void) | undefined;
+  #passes = 0;
 
   constructor(options: ControllerOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#tickMs = options.tickMs ?? 1000;
+  }
+
+  /** Scheduled passes completed since start; tests wait for the first before driving ticks. */
+  get passes(): number {
+    return this.#passes;
   }
 
   /** The epoch of the current leadership; undefined while following. */
@@ -96,6 +102,7 @@ export class RolloutController {
     this.#timer = setTimeout(() => {
       this.#ticking = this.tick().finally(() => {
         this.#ticking = undefined;
+        this.#passes++;
         if (this.#epoch !== undefined) this.#schedule(this.#tickMs);
       });
     }, delay);

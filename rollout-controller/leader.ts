@@ -30,28 +30,10 @@ export function lockName(schema: string | undefined): string {
   return `coherent.rollout-controller:${schema ?? "public"}`;
 }
 
-export interface PostgresLeadershipOptions {
-  readonly url: string;
-  readonly schema?: string;
-  /** How often the holder checks its connection and a waiter tries the lock; 1 s by default. */
-  readonly checkMs?: number;
-  readonly onError?: (error: Error) => void;
-}
-
-export class PostgresLeadership implements Leadership {
+/** The part every leadership shares: the flag and its change events. */
+abstract class LeadershipState {
   readonly #events = new EventEmitter();
-  readonly #options: PostgresLeadershipOptions;
-  readonly #checkMs: number;
-  #client: pg.Client | undefined;
-  #timer: NodeJS.Timeout | undefined;
   #leader = false;
-  #stopped = false;
-  #busy = false;
-
-  constructor(options: PostgresLeadershipOptions) {
-    this.#options = options;
-    this.#checkMs = options.checkMs ?? 1000;
-  }
 
   get isLeader(): boolean {
     return this.#leader;
@@ -60,6 +42,35 @@ export class PostgresLeadership implements Leadership {
   onChange(fn: (leader: boolean) => void): () => void {
     this.#events.on("change", fn);
     return () => this.#events.off("change", fn);
+  }
+
+  protected set(leader: boolean): void {
+    if (this.#leader === leader) return;
+    this.#leader = leader;
+    this.#events.emit("change", leader);
+  }
+}
+
+export interface PostgresLeadershipOptions {
+  readonly url: string;
+  readonly schema?: string;
+  /** How often the holder checks its connection and a waiter tries the lock; 1 s by default. */
+  readonly checkMs?: number;
+  readonly onError?: (error: Error) => void;
+}
+
+export class PostgresLeadership extends LeadershipState implements Leadership {
+  readonly #options: PostgresLeadershipOptions;
+  readonly #checkMs: number;
+  #client: pg.Client | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #busy = false;
+
+  constructor(options: PostgresLeadershipOptions) {
+    super();
+    this.#options = options;
+    this.#checkMs = options.checkMs ?? 1000;
   }
 
   start(): void {
@@ -79,7 +90,7 @@ export class PostgresLeadership implements Leadership {
     this.#busy = true;
     try {
       const client = this.#client ?? (await this.#connect());
-      if (this.#leader) {
+      if (this.isLeader) {
         await this.#answerWithin(client.query("SELECT 1"));
       } else {
         const result = await this.#answerWithin(
@@ -87,7 +98,7 @@ export class PostgresLeadership implements Leadership {
             lockName(this.#options.schema),
           ]),
         );
-        if (result.rows[0]?.locked === true && !this.#stopped) this.#set(true);
+        if (result.rows[0]?.locked === true && !this.#stopped) this.set(true);
       }
     } catch (error) {
       this.#options.onError?.(error as Error);
@@ -128,42 +139,21 @@ export class PostgresLeadership implements Leadership {
   }
 
   async #drop(): Promise<void> {
-    this.#set(false);
+    this.set(false);
     const client = this.#client;
     this.#client = undefined;
     // Ending the session releases the lock if it is still held.
     await client?.end().catch(() => undefined);
   }
-
-  #set(leader: boolean): void {
-    if (this.#leader === leader) return;
-    this.#leader = leader;
-    this.#events.emit("change", leader);
-  }
 }
 
 /** PGlite: the process that opened the database is its only possible controller. */
-export class EmbeddedLeadership implements Leadership {
-  readonly #events = new EventEmitter();
-  #leader = false;
-
-  get isLeader(): boolean {
-    return this.#leader;
-  }
-
-  onChange(fn: (leader: boolean) => void): () => void {
-    this.#events.on("change", fn);
-    return () => this.#events.off("change", fn);
-  }
-
+export class EmbeddedLeadership extends LeadershipState implements Leadership {
   start(): void {
-    this.#leader = true;
-    this.#events.emit("change", true);
+    this.set(true);
   }
 
   async stop(): Promise<void> {
-    if (!this.#leader) return;
-    this.#leader = false;
-    this.#events.emit("change", false);
+    this.set(false);
   }
 }

@@ -6,7 +6,7 @@
  */
 import { hostname } from "node:os";
 import type { BundleService } from "../authority/bundle-service.js";
-import type { ControllerSettings } from "../authority/config.js";
+import type { AuthoritySettings } from "../authority/config.js";
 import type { AuthorityStore, Dialect } from "../authority/store/index.js";
 import type { Logger } from "../services/telemetry/logger.js";
 import { CONTROLLER_ACTOR, RolloutController } from "./controller.js";
@@ -17,11 +17,10 @@ export interface ControllerRun {
   readonly store: AuthorityStore;
   readonly bundles: BundleService;
   readonly dialect: Dialect;
-  /** For the dedicated lock connection on Postgres. */
-  readonly database: { readonly url?: string; readonly schema?: string };
-  readonly settings: ControllerSettings;
+  /** Its database (for the lock's own connection on Postgres) and its controller settings. */
+  readonly settings: Pick<AuthoritySettings, "database" | "controller">;
   readonly logger: Logger;
-  readonly now?: () => number;
+  readonly now?: (() => number) | undefined;
 }
 
 export interface ControllerHandle {
@@ -33,25 +32,24 @@ export interface ControllerHandle {
 export function startController(run: ControllerRun): ControllerHandle {
   const logger = run.logger.child({ component: "rollout-controller" });
   const id = `${hostname()}-${process.pid}`;
+  const { database, controller: settings } = run.settings;
   const leadership: Leadership =
-    run.dialect === "postgres" && run.database.url !== undefined
+    run.dialect === "postgres" && database.url !== undefined
       ? new PostgresLeadership({
-          url: run.database.url,
-          ...(run.database.schema === undefined ? {} : { schema: run.database.schema }),
-          checkMs: Math.min(1000, run.settings.tickMs),
+          url: database.url,
+          ...(database.schema === undefined ? {} : { schema: database.schema }),
+          checkMs: Math.min(1000, settings.tickMs),
           onError: (error) => logger.warn({ err: error.message }, "leader lock connection failed"),
         })
       : new EmbeddedLeadership();
   const notifier =
-    run.settings.webhooks.length === 0
-      ? undefined
-      : new WebhookNotifier({ hooks: run.settings.webhooks, logger });
+    settings.webhooks.length === 0 ? undefined : new WebhookNotifier({ hooks: settings.webhooks, logger });
   const controller = new RolloutController({
     store: run.store,
     leadership,
     logger,
     id,
-    tickMs: run.settings.tickMs,
+    tickMs: settings.tickMs,
     ...(notifier ? { notifier } : {}),
     ...(run.now ? { now: run.now } : {}),
     restore: async (fleet, contentOf, rollbackOf) =>
