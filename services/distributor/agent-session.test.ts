@@ -1,13 +1,20 @@
 import { EventEmitter } from "node:events";
 import { status } from "@grpc/grpc-js";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { AgentMessage } from "../../proto/coherent/v1/distribution.js";
+import { AgentState } from "../../proto/coherent/v1/authority.js";
+import type {
+  AgentDistributionClient,
+  AgentMessage,
+  BundleUpdate,
+  DistributorMessage,
+} from "../../proto/coherent/v1/distribution.js";
 import { AgentSession, type SessionHost } from "./agent-session.js";
 import { DistributorCore } from "./core.js";
 import { HealthMerger } from "./health-merger.js";
 import { MemoryFleetSource } from "./memory-fleet-source.js";
 import { createDistributorMetrics } from "./metrics.js";
-import { fakeBundle, fleetState } from "./test-support.js";
+import { DistributorServer } from "./server.js";
+import { fakeBundle, fleetState, RecordingSink, TestAgent } from "./test-support.js";
 
 const INTERVAL_MS = 100;
 
@@ -111,5 +118,117 @@ describe("AgentSession heartbeats", () => {
     vi.advanceTimersToNextTimer();
     vi.advanceTimersByTime(INTERVAL_MS);
     expect(call.ended?.code).toBe(status.UNAVAILABLE);
+  });
+});
+
+describe("AgentSession answers to a superseded push, over a real stream", () => {
+  const cleanups: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0)) await cleanup();
+  });
+
+  function update(message: DistributorMessage): BundleUpdate {
+    if (message.kind?.$case !== "bundleUpdate")
+      throw new Error(`expected a BundleUpdate, got ${message.kind?.$case}`);
+    return message.kind.value;
+  }
+
+  /** An agent on 1 that was pushed 2, then 3 before it answered: both updates, in order. */
+  async function pushedTwice(): Promise<{
+    server: DistributorServer;
+    sink: RecordingSink;
+    a: TestAgent;
+    v2: BundleUpdate;
+    v3: BundleUpdate;
+  }> {
+    const source = new MemoryFleetSource();
+    for (const version of [1, 2, 3]) source.putBundle(fakeBundle(version));
+    source.putState(fleetState({ stableVersion: 1 }));
+    const sink = new RecordingSink();
+    const server = new DistributorServer({
+      source,
+      sink,
+      distributorId: "dist-1",
+      region: "eu-west",
+      heartbeatIntervalMs: 60_000,
+    });
+    const { client, open } = TestAgent.connect(await server.listen("127.0.0.1:0"));
+    const a = open();
+    cleanups.push(async () => {
+      a.call.cancel();
+      (client as AgentDistributionClient).close();
+      await server.close();
+    });
+    a.hello({ agentId: "a1", currentVersion: 1, currentContentSha256: fakeBundle(1).contentSha256 });
+    expect((await a.next()).kind?.$case).toBe("welcome");
+    source.putState(fleetState({ stableVersion: 2, generation: 2 }));
+    const v2 = update(await a.next());
+    source.putState(fleetState({ stableVersion: 3, generation: 3 }));
+    const v3 = update(await a.next());
+    expect([v2.version, v3.version]).toEqual([2, 3]);
+    expect(v3.nonce).not.toBe(v2.nonce);
+    return { server, sink, a, v2, v3 };
+  }
+
+  async function until(check: () => boolean): Promise<void> {
+    const deadline = Date.now() + 2_000;
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error("condition not met in time");
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  function ack(update: BundleUpdate): AgentMessage["kind"] {
+    return {
+      $case: "ack",
+      value: { version: update.version, nonce: update.nonce, contentSha256: update.contentSha256 },
+    };
+  }
+
+  /** A counter's value, or a histogram's count, as /metrics shows it. */
+  async function metric(server: DistributorServer, series: string): Promise<number | undefined> {
+    const line = (await server.metrics.registry.metrics())
+      .split("\n")
+      .find((l) => l.startsWith(`${series} `));
+    return line === undefined ? undefined : Number(line.slice(series.length + 1));
+  }
+
+  it("reports running 2, nacked 3 with the errors, after an Ack of 2 and a Nack of 3", async () => {
+    const { server, sink, a, v2, v3 } = await pushedTwice();
+    const errors = [{ path: "config.routes[0].pool", message: "unknown pool", code: "unknown_reference" }];
+    a.send(ack(v2));
+    a.send({ $case: "nack", value: { version: 3, nonce: v3.nonce, errors } });
+    await until(() => server.core.get("a1")?.state === AgentState.AGENT_STATE_NACKED);
+    server.flush();
+    expect(sink.statuses.at(-1)).toMatchObject({
+      agentId: "a1",
+      runningVersion: 2,
+      desiredVersion: 3,
+      state: AgentState.AGENT_STATE_NACKED,
+      nackVersion: 3,
+      nackErrors: errors,
+    });
+    expect(await metric(server, "coherent_distributor_acks_total")).toBe(1);
+    expect(await metric(server, "coherent_distributor_nacks_total")).toBe(1);
+    expect(await metric(server, "coherent_distributor_push_to_ack_seconds_count")).toBe(0);
+    expect(await a.silentFor(150)).toBe(true);
+  });
+
+  it("reports running 3, acked, after an Ack of 2 and of 3, timing only the push of 3", async () => {
+    const { server, sink, a, v2, v3 } = await pushedTwice();
+    a.send(ack(v2));
+    a.send(ack(v3));
+    await until(() => server.core.get("a1")?.runningVersion === 3);
+    server.flush();
+    expect(sink.statuses.at(-1)).toMatchObject({
+      agentId: "a1",
+      runningVersion: 3,
+      desiredVersion: 3,
+      state: AgentState.AGENT_STATE_ACKED,
+      nackVersion: 0,
+    });
+    expect(await metric(server, "coherent_distributor_acks_total")).toBe(2);
+    expect(await metric(server, "coherent_distributor_push_to_ack_seconds_count")).toBe(1);
+    expect(await a.silentFor(150)).toBe(true);
   });
 });

@@ -4,7 +4,8 @@
  * are synchronous, so two streams never interleave inside a decision.
  *
  * Contract: the first message must be Hello (else INVALID_ARGUMENT); Welcome answers it, then
- * a BundleUpdate when one is due. Each side sends a Heartbeat when it sent nothing for an
+ * a BundleUpdate when one is due, possibly before the previous one is answered (the core takes
+ * the answer of a superseded push too). Each side sends a Heartbeat when it sent nothing for an
  * interval; an agent silent for `silenceLimit` intervals is dropped (UNAVAILABLE). At its
  * maximum age the stream ends with UNAVAILABLE, as a GOAWAY would end it, and the agent
  * reconnects — to any replica, which is how agents rebalance.
@@ -122,8 +123,10 @@ export class AgentSession {
         const outcome = core.ack(agent, kind.value);
         if (outcome === undefined) return;
         this.#host.metrics.acks.inc();
+        // Only the pending push's Ack ends a wait: the agent may be free for the next version,
+        // the fleet having moved on while it was swapping.
+        if (outcome.latencyMs === undefined) return;
         this.#host.metrics.pushToAck.observe(outcome.latencyMs / 1000);
-        // The fleet may have moved on while the agent was swapping.
         this.push();
         return;
       }

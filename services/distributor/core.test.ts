@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { AgentState } from "../../proto/coherent/v1/authority.js";
 import type { Hello } from "../../proto/coherent/v1/distribution.js";
 import { cohortBucket } from "./cohort.js";
-import { DistributorCore } from "./core.js";
+import { type AgentRecord, DistributorCore } from "./core.js";
 import { MemoryFleetSource } from "./memory-fleet-source.js";
 import { fakeBundle, fleetState } from "./test-support.js";
 
@@ -64,7 +64,6 @@ describe("DistributorCore", () => {
     const agent = core.hello(hello("a"));
     core.pushed(agent, 1, "n1");
     clock.ms += 250;
-    expect(core.ack(agent, { version: 1, nonce: "stale", contentSha256: "" })).toBeUndefined();
     expect(core.ack(agent, { version: 1, nonce: "n1", contentSha256: fakeBundle(1).contentSha256 })).toEqual({
       version: 1,
       latencyMs: 250,
@@ -90,12 +89,131 @@ describe("DistributorCore", () => {
     expect(core.bundleToPush(agent)?.version).toBe(2);
   });
 
-  it("ignores a Nack whose nonce answers no pending push", () => {
+  it("ignores an Ack or a Nack without a nonce, and an Ack of no newer version", () => {
     const { core } = setup();
-    const agent = core.hello(hello("a"));
-    core.pushed(agent, 1, "n2");
-    expect(core.nack(agent, { version: 1, nonce: "n1", errors: [] })).toBeUndefined();
+    const agent = core.hello(
+      hello("a", { currentVersion: 2, currentContentSha256: fakeBundle(2).contentSha256 }),
+    );
+    core.pushed(agent, 3, "n3");
+    expect(core.nack(agent, { version: 3, nonce: "", errors: [] })).toBeUndefined();
+    expect(
+      core.ack(agent, { version: 3, nonce: "", contentSha256: fakeBundle(3).contentSha256 }),
+    ).toBeUndefined();
+    expect(
+      core.ack(agent, { version: 2, nonce: "old", contentSha256: fakeBundle(2).contentSha256 }),
+    ).toBeUndefined();
+    expect(
+      core.ack(agent, { version: 1, nonce: "older", contentSha256: fakeBundle(1).contentSha256 }),
+    ).toBeUndefined();
+    expect(agent).toMatchObject({
+      runningVersion: 2,
+      pendingNonce: "n3",
+      state: AgentState.AGENT_STATE_PENDING,
+    });
     expect(agent.nacked.size).toBe(0);
+  });
+
+  describe("when a newer push went out before the previous one was answered", () => {
+    /** Running 1; v2 pushed as n2, then v3 as n3 once the fleet moved on, both unanswered. */
+    function superseded(): ReturnType<typeof setup> & { agent: AgentRecord } {
+      const setUp = setup();
+      const { core, source, clock } = setUp;
+      const agent = core.hello(
+        hello("a", { currentVersion: 1, currentContentSha256: fakeBundle(1).contentSha256 }),
+      );
+      source.putState(fleetState({ stableVersion: 2, generation: 2 }));
+      expect(core.bundleToPush(agent)?.version).toBe(2);
+      core.pushed(agent, 2, "n2");
+      clock.ms += 100;
+      source.putState(fleetState({ stableVersion: 3, generation: 3 }));
+      expect(core.bundleToPush(agent)?.version).toBe(3);
+      core.pushed(agent, 3, "n3");
+      core.drainStatuses();
+      return { ...setUp, agent };
+    }
+
+    it("takes the Ack of the older push as the running version and keeps waiting for the newer", () => {
+      const { core, agent, clock } = superseded();
+      clock.ms += 50;
+      expect(
+        core.ack(agent, { version: 2, nonce: "n2", contentSha256: fakeBundle(2).contentSha256 }),
+      ).toEqual({
+        version: 2,
+        latencyMs: undefined,
+      });
+      expect(agent).toMatchObject({
+        runningVersion: 2,
+        runningContentSha256: fakeBundle(2).contentSha256,
+        pendingNonce: "n3",
+        pendingVersion: 3,
+        state: AgentState.AGENT_STATE_PENDING,
+      });
+      expect(core.bundleToPush(agent)).toBeUndefined();
+      expect(core.drainStatuses()).toMatchObject([
+        { agentId: "a", runningVersion: 2, desiredVersion: 3, state: AgentState.AGENT_STATE_PENDING },
+      ]);
+    });
+
+    it("shows running 2, nacked 3 with the errors, after an Ack of 2 then a Nack of 3", () => {
+      const { core, agent } = superseded();
+      core.ack(agent, { version: 2, nonce: "n2", contentSha256: fakeBundle(2).contentSha256 });
+      const errors = [{ path: "config.routes[0].pool", message: "unknown pool", code: "unknown_reference" }];
+      expect(core.nack(agent, { version: 3, nonce: "n3", errors })).toBe(3);
+      expect(core.statusOf(agent)).toMatchObject({
+        runningVersion: 2,
+        desiredVersion: 3,
+        state: AgentState.AGENT_STATE_NACKED,
+        nackVersion: 3,
+        nackErrors: errors,
+      });
+      expect(agent.pendingNonce).toBe("");
+      expect(core.bundleToPush(agent)).toBeUndefined();
+    });
+
+    it("shows running 3, acked, after an Ack of 2 then of 3, timing only the push of 3", () => {
+      const { core, agent, clock } = superseded();
+      clock.ms += 30;
+      core.ack(agent, { version: 2, nonce: "n2", contentSha256: fakeBundle(2).contentSha256 });
+      clock.ms += 20;
+      expect(
+        core.ack(agent, { version: 3, nonce: "n3", contentSha256: fakeBundle(3).contentSha256 }),
+      ).toEqual({
+        version: 3,
+        latencyMs: 50,
+      });
+      expect(core.statusOf(agent)).toMatchObject({
+        runningVersion: 3,
+        desiredVersion: 3,
+        state: AgentState.AGENT_STATE_ACKED,
+        nackVersion: 0,
+      });
+      expect(agent.pendingNonce).toBe("");
+      expect(core.bundleToPush(agent)).toBeUndefined();
+    });
+
+    it("records a Nack of the older push as refused without touching the pending one", () => {
+      const { core, agent, source } = superseded();
+      const errors = [{ path: "signed_bundle", message: "bad signature", code: "bad_signature" }];
+      expect(core.nack(agent, { version: 2, nonce: "n2", errors })).toBe(2);
+      expect(agent).toMatchObject({
+        runningVersion: 1,
+        pendingNonce: "n3",
+        pendingVersion: 3,
+        state: AgentState.AGENT_STATE_PENDING,
+        nackVersion: 2,
+        nackErrors: errors,
+      });
+      expect([...agent.nacked]).toEqual([2]);
+      // Were the fleet to go back to 2, it would not be sent again.
+      source.putState(fleetState({ stableVersion: 2, generation: 4 }));
+      expect(core.bundleToPush(agent)).toBeUndefined();
+      source.putState(fleetState({ stableVersion: 3, generation: 5 }));
+      expect(
+        core.ack(agent, { version: 3, nonce: "n3", contentSha256: fakeBundle(3).contentSha256 })?.version,
+      ).toBe(3);
+      expect(agent.state).toBe(AgentState.AGENT_STATE_ACKED);
+      expect(agent.nacked.size).toBe(0);
+    });
   });
 
   it("sends the candidate to the agents whose bucket is in the stage, the stable to the rest", () => {

@@ -42,10 +42,14 @@ export interface CoreOptions {
   readonly now: () => number;
 }
 
-/** An Ack matched to its push: how long the agent took. */
+/** An Ack that moved the agent's running version. */
 export interface AckOutcome {
   readonly version: number;
-  readonly latencyMs: number;
+  /**
+   * Push to Ack, when it answered the pending push; undefined for the Ack of a push a newer
+   * one superseded, whose send time was not kept.
+   */
+  readonly latencyMs: number | undefined;
 }
 
 export class DistributorCore {
@@ -146,34 +150,60 @@ export class DistributorCore {
     this.#dirty.add(agent.agentId);
   }
 
-  /** Undefined for an Ack that answers no pending push (late, or of an older stream). */
+  /**
+   * The agent now serves the Ack's version. Undefined when that changes nothing: no nonce (it
+   * answers no push), or not newer than what the record holds (a duplicate).
+   *
+   * The Ack of a superseded push (a newer one went out before it came) still moves the running
+   * version: the agent did swap, and if the newer push is then refused, the record would
+   * otherwise show the old version for good. No memory of earlier nonces is needed for that:
+   * an agent serves only versions above the one it runs (a rollback is published as a new,
+   * higher version) and answers its pushes in order, so an Ack whose version is above the
+   * recorded one is newer, whichever push it answers. Only the pending push's nonce is kept,
+   * because only its answer ends the wait and is timed.
+   */
   ack(agent: AgentRecord, ack: Ack): AckOutcome | undefined {
     this.seen(agent);
-    if (ack.nonce === "" || ack.nonce !== agent.pendingNonce) return undefined;
-    const now = this.#now();
-    const outcome = { version: agent.pendingVersion, latencyMs: now - agent.pendingSinceMs };
-    agent.runningVersion = agent.pendingVersion;
+    if (ack.nonce === "") return undefined;
+    let outcome: AckOutcome;
+    if (ack.nonce === agent.pendingNonce) {
+      outcome = { version: agent.pendingVersion, latencyMs: this.#now() - agent.pendingSinceMs };
+      agent.pendingNonce = "";
+      agent.pendingVersion = 0;
+      agent.state = AgentState.AGENT_STATE_ACKED;
+    } else if (ack.version > agent.runningVersion) {
+      // Answers come in push order, so the pending push is still to be answered: still pending.
+      outcome = { version: ack.version, latencyMs: undefined };
+    } else {
+      return undefined;
+    }
+    agent.runningVersion = outcome.version;
     agent.runningContentSha256 = ack.contentSha256;
-    agent.pendingNonce = "";
-    agent.pendingVersion = 0;
     // Refusals of versions up to the one now running can never be desired again: forget them.
     for (const version of agent.nacked) if (version <= agent.runningVersion) agent.nacked.delete(version);
-    agent.state = AgentState.AGENT_STATE_ACKED;
     this.#dirty.add(agent.agentId);
     return outcome;
   }
 
-  /** The refused version, or undefined for a Nack that answers no pending push. */
+  /**
+   * The refused version, recorded as never to be pushed again; undefined for a Nack that
+   * answers no push. A Nack of a superseded push is taken by its version (see `ack`) and
+   * leaves the pending push waiting; only the pending push's Nack ends the wait.
+   */
   nack(agent: AgentRecord, nack: Nack): number | undefined {
     this.seen(agent);
-    if (nack.nonce === "" || nack.nonce !== agent.pendingNonce) return undefined;
-    const version = agent.pendingVersion;
+    if (nack.nonce === "") return undefined;
+    const pending = nack.nonce === agent.pendingNonce;
+    const version = pending ? agent.pendingVersion : nack.version;
+    if (version === 0) return undefined;
     agent.nacked.add(version);
     agent.nackVersion = version;
     agent.nackErrors = nack.errors;
-    agent.pendingNonce = "";
-    agent.pendingVersion = 0;
-    agent.state = AgentState.AGENT_STATE_NACKED;
+    if (pending) {
+      agent.pendingNonce = "";
+      agent.pendingVersion = 0;
+      agent.state = AgentState.AGENT_STATE_NACKED;
+    }
     this.#dirty.add(agent.agentId);
     return version;
   }
