@@ -9,6 +9,7 @@ import { hostname } from "node:os";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { KeyError } from "../../services/bundle/index.js";
 import { listenAddress } from "../../services/config/schema/primitives.js";
+import { parseDuration } from "../../services/config/units.js";
 import { type DistributorSettings, startDistributor } from "../../services/distributor/main.js";
 import { ExitCode } from "../exit-codes.js";
 import { CliError, runAction } from "./run.js";
@@ -28,6 +29,7 @@ interface DistributorOptions {
   readonly authorityCert?: string;
   readonly authorityKey?: string;
   readonly authorityServerName?: string;
+  readonly healthFlush: number;
   readonly logLevel: string;
 }
 
@@ -47,6 +49,17 @@ function addresses(value: string): string[] {
 }
 
 const paths = (value: string): string[] => value.split(",").map((each) => each.trim());
+
+/** The least an agent's health_report_interval may be: flushing faster would send nothing new. */
+const MIN_HEALTH_FLUSH_MS = 100;
+
+function healthFlush(value: string): number {
+  const parsed = parseDuration(value);
+  if (!parsed.ok || parsed.value < MIN_HEALTH_FLUSH_MS) {
+    throw new InvalidArgumentError(`must be a duration of at least ${MIN_HEALTH_FLUSH_MS}ms, e.g. 5s.`);
+  }
+  return parsed.value;
+}
 
 export function registerDistributorCommand(program: Command, exit: (code: ExitCode) => void): void {
   const option = (flags: string, description: string, name: string) =>
@@ -131,6 +144,15 @@ export function registerDistributorCommand(program: Command, exit: (code: ExitCo
       ),
     )
     .addOption(
+      option(
+        "--health-flush <duration>",
+        "how often agents' merged health and changed statuses go up to the authority",
+        "HEALTH_FLUSH",
+      )
+        .argParser(healthFlush)
+        .default(5_000, "5s"),
+    )
+    .addOption(
       option("--log-level <level>", "trace, debug, info, warn, error or silent", "LOG_LEVEL").default("info"),
     )
     .action(
@@ -197,6 +219,7 @@ function distributorSettings(options: DistributorOptions): DistributorSettings {
     ...(options.authorityServerName === undefined
       ? {}
       : { authorityServerName: options.authorityServerName }),
+    healthFlushMs: options.healthFlush,
     logLevel: options.logLevel,
   };
 }

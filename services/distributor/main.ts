@@ -35,6 +35,8 @@ export interface DistributorSettings {
   readonly authorityTls?: ClientTlsFiles;
   /** The name the authority's certificate carries, when it is not the host dialled. */
   readonly authorityServerName?: string;
+  /** How often merged health and changed statuses go up; DistributorServer's default (5 s) when undefined. */
+  readonly healthFlushMs?: number;
   readonly logLevel: string;
 }
 
@@ -103,6 +105,7 @@ export async function startDistributor(
     ready: cachedFleets > 0,
     metrics,
     ...(settings.tls ? { tls: settings.tls } : {}),
+    ...(settings.healthFlushMs === undefined ? {} : { healthFlushMs: settings.healthFlushMs }),
     ...options.server,
   });
   const agents = server;
