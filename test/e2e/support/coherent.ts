@@ -90,6 +90,8 @@ export async function startAuthorityProcess(options: {
   readonly database: AuthorityDatabase;
   readonly signingKeyFile: string;
   readonly name?: string;
+  /** False: no rollout controller in it (`--no-controller`); the database's default otherwise. */
+  readonly controller?: boolean;
 }): Promise<AuthorityProcess> {
   const process = spawnLogged({
     name: options.name ?? "authority",
@@ -103,6 +105,7 @@ export async function startAuthorityProcess(options: {
       "127.0.0.1:0",
       "--feed-listen",
       "127.0.0.1:0",
+      ...(options.controller === false ? ["--no-controller"] : []),
     ],
   });
   try {
@@ -112,6 +115,66 @@ export async function startAuthorityProcess(options: {
     await process.stop("SIGKILL");
     throw error;
   }
+}
+
+/**
+ * `coherent controller` on a Postgres database; resolves once it started (leading or waiting
+ * for the lock: its "rollout controller leading" line says when it leads).
+ */
+export async function startControllerProcess(options: {
+  readonly database: { readonly url: string };
+  readonly signingKeyFile: string;
+  /** `--tick`, e.g. "200ms". */
+  readonly tick?: string;
+  readonly name?: string;
+}): Promise<LoggedProcess> {
+  const process = spawnLogged({
+    name: options.name ?? "controller",
+    script: "cli/coherent.ts",
+    args: [
+      ...databaseArgs(options.database),
+      "controller",
+      "--signing-key-file",
+      options.signingKeyFile,
+      ...(options.tick === undefined ? [] : ["--tick", options.tick]),
+    ],
+  });
+  try {
+    await process.waitFor((line) => line.msg === "rollout controller started", 30_000);
+    return process;
+  } catch (error) {
+    await process.stop("SIGKILL");
+    throw error;
+  }
+}
+
+export interface CtlRun {
+  /** The exit code; -1 when it could not run or was killed. */
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** A `coherentctl` command against an authority; never rejects, the exit code says how it went. */
+export function coherentctl(
+  args: readonly string[],
+  connection: { url: string; token: string },
+): Promise<CtlRun> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", join(ROOT, "cli/coherentctl.ts"), ...args],
+      {
+        cwd: ROOT,
+        env: { ...inheritedEnv(), COHERENT_SERVER: connection.url, COHERENT_TOKEN: connection.token },
+        timeout: 30_000,
+      },
+      (error, stdout, stderr) => {
+        const code = error && typeof error.code === "number" ? error.code : error ? -1 : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
 }
 
 export interface ApiResponse<T = Record<string, unknown>> {
@@ -155,6 +218,8 @@ export async function startDistributorProcess(options: {
   readonly cacheDir: string;
   /** The authority's public key files. */
   readonly trustedKeys: readonly string[];
+  /** `--health-flush`, e.g. "500ms"; the command's default (5 s) otherwise. */
+  readonly healthFlush?: string;
 }): Promise<DistributorProcess> {
   const process = spawnLogged({
     name: `distributor ${options.id}`,
@@ -175,6 +240,7 @@ export async function startDistributorProcess(options: {
       options.trustedKeys.join(","),
       "--http-listen",
       "127.0.0.1:0",
+      ...(options.healthFlush === undefined ? [] : ["--health-flush", options.healthFlush]),
     ],
   });
   try {

@@ -10,9 +10,13 @@ export interface LoadResult {
   readonly sent: number;
   /** "GET url: status" or "GET url: error message", in order. */
   readonly failures: readonly string[];
+  /** Answers by their `x-upstream` header (the upstreams of test/support/upstream.ts name themselves). */
+  readonly byUpstream: Readonly<Record<string, number>>;
 }
 
 export interface SteadyLoad {
+  /** Sends to `url` too from the next round on: an agent that joined meanwhile. */
+  add(url: string): void;
   /** Ends the load after the round in flight; resolves with what happened. */
   stop(): Promise<LoadResult>;
 }
@@ -20,11 +24,15 @@ export interface SteadyLoad {
 export function steadyLoad(urls: readonly string[], pauseMs = 20): SteadyLoad {
   let running = true;
   let sent = 0;
+  const targets = [...urls];
   const failures: string[] = [];
+  const byUpstream: Record<string, number> = {};
   const one = async (url: string): Promise<void> => {
     try {
       const response = await request(url, { timeoutMs: 2_000 });
       await response.drain();
+      const upstream = response.headers["x-upstream"];
+      if (typeof upstream === "string") byUpstream[upstream] = (byUpstream[upstream] ?? 0) + 1;
       if (response.status < 200 || response.status > 299) failures.push(`GET ${url}: ${response.status}`);
     } catch (error) {
       failures.push(`GET ${url}: ${(error as Error).message}`);
@@ -33,15 +41,18 @@ export function steadyLoad(urls: readonly string[], pauseMs = 20): SteadyLoad {
   };
   const loop = (async () => {
     while (running) {
-      await Promise.all(urls.map(one));
+      await Promise.all(targets.map(one));
       await sleep(pauseMs);
     }
   })();
   return {
+    add(url) {
+      targets.push(url);
+    },
     async stop() {
       running = false;
       await loop;
-      return { sent, failures };
+      return { sent, failures, byUpstream };
     },
   };
 }

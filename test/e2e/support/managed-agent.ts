@@ -75,7 +75,8 @@ export async function startManagedAgent(options: ManagedAgentOptions): Promise<M
     args: ["--static-config", staticFile, "--admin", "127.0.0.1:0"],
     env: { PROXY_ADMIN_TOKEN: ADMIN_TOKEN, PROXY_LOG_LEVEL: "info" },
   });
-  const adminLine = await process.waitFor((line) => line.msg === "admin API listening", 30_000);
+  // Generous: several agents starting at once through tsx take tens of seconds on a busy machine.
+  const adminLine = await process.waitFor((line) => line.msg === "admin API listening", 60_000);
   const adminUrl = `http://${String(adminLine.address)}`;
 
   const listenerUrl = async (): Promise<string | undefined> => {
