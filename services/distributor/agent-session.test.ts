@@ -14,7 +14,7 @@ import { HealthMerger } from "./health-merger.js";
 import { MemoryFleetSource } from "./memory-fleet-source.js";
 import { createDistributorMetrics } from "./metrics.js";
 import { DistributorServer } from "./server.js";
-import { fakeBundle, fleetState, RecordingSink, TestAgent } from "./test-support.js";
+import { fakeBundle, fleetState, RecordingSink, TestAgent, until, update } from "./test-support.js";
 
 const INTERVAL_MS = 100;
 
@@ -127,12 +127,6 @@ describe("AgentSession answers to a superseded push, over a real stream", () => 
     for (const cleanup of cleanups.splice(0)) await cleanup();
   });
 
-  function update(message: DistributorMessage): BundleUpdate {
-    if (message.kind?.$case !== "bundleUpdate")
-      throw new Error(`expected a BundleUpdate, got ${message.kind?.$case}`);
-    return message.kind.value;
-  }
-
   /** An agent on 1 that was pushed 2, then 3 before it answered: both updates, in order. */
   async function pushedTwice(): Promise<{
     server: DistributorServer;
@@ -168,14 +162,6 @@ describe("AgentSession answers to a superseded push, over a real stream", () => 
     expect([v2.version, v3.version]).toEqual([2, 3]);
     expect(v3.nonce).not.toBe(v2.nonce);
     return { server, sink, a, v2, v3 };
-  }
-
-  async function until(check: () => boolean): Promise<void> {
-    const deadline = Date.now() + 2_000;
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error("condition not met in time");
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
   }
 
   function ack(update: BundleUpdate): AgentMessage["kind"] {

@@ -21,6 +21,8 @@ import {
   RecordingSink,
   signedBundle,
   TestAgent,
+  until,
+  update,
 } from "./test-support.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -71,25 +73,11 @@ function source(stable = 1): MemoryFleetSource {
   return memory;
 }
 
-function update(message: DistributorMessage): BundleUpdate {
-  if (message.kind?.$case !== "bundleUpdate")
-    throw new Error(`expected a BundleUpdate, got ${message.kind?.$case}`);
-  return message.kind.value;
-}
-
 async function welcomed(agent: TestAgent): Promise<void> {
   expect((await agent.next()).kind).toEqual({
     $case: "welcome",
     value: { distributorId: "dist-1", region: "eu-west", heartbeatIntervalMs: 60_000 },
   });
-}
-
-async function until(check: () => boolean, timeoutMs = 2_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe("AgentDistribution server", () => {

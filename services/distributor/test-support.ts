@@ -4,12 +4,29 @@ import type { AgentStatus, Bundle, FleetState, HealthSample } from "../../proto/
 import {
   AgentDistributionClient,
   type AgentMessage,
+  type BundleUpdate,
   type DistributorMessage,
   type Hello,
 } from "../../proto/coherent/v1/distribution.js";
 import { generateSigningKey, type SigningKey, signBundle } from "../bundle/index.js";
 import { canonicalConfig, payloadFor } from "../bundle/test-support.js";
 import type { HealthSink } from "./fleet-source.js";
+
+/** The BundleUpdate a message carries; fails the test on any other kind. */
+export function update(message: DistributorMessage): BundleUpdate {
+  if (message.kind?.$case !== "bundleUpdate")
+    throw new Error(`expected a BundleUpdate, got ${message.kind?.$case}`);
+  return message.kind.value;
+}
+
+/** Resolves once `check` holds; fails after `timeoutMs`. */
+export async function until(check: () => boolean, timeoutMs = 2_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 export function fleetState(fields: Partial<FleetState> = {}): FleetState {
   return {
