@@ -6,7 +6,6 @@ import type {
   AgentDistributionClient,
   AgentMessage,
   BundleUpdate,
-  DistributorMessage,
 } from "../../proto/coherent/v1/distribution.js";
 import { AgentSession, type SessionHost } from "./agent-session.js";
 import { DistributorCore } from "./core.js";

@@ -4,11 +4,7 @@ import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { AgentState } from "../../proto/coherent/v1/authority.js";
-import type {
-  AgentDistributionClient,
-  BundleUpdate,
-  DistributorMessage,
-} from "../../proto/coherent/v1/distribution.js";
+import type { AgentDistributionClient, DistributorMessage } from "../../proto/coherent/v1/distribution.js";
 import { Keyring } from "../bundle/index.js";
 import { DiskCache } from "./disk-cache.js";
 import type { FleetSource } from "./fleet-source.js";
