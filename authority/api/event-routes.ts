@@ -3,7 +3,7 @@
  * replica listens to the store's rollout and fleet-state announcements (LISTEN/NOTIFY, so a
  * change made through any replica arrives) and writes each to every open stream:
  *
- *   event: rollout      data: the rollout as JSON (see RolloutEventData)
+ *   event: rollout      data: the rollout as JSON (rollout-json.ts, as GET /rollouts/{id} has it)
  *   event: fleet_state  data: {"fleet", "generation"}
  *   ": heartbeat" comment every heartbeatMs, so proxies do not close an idle stream
  *
@@ -14,7 +14,8 @@
 import type { ServerResponse } from "node:http";
 import type { FastifyInstance } from "fastify";
 import { ApiError } from "../errors.js";
-import type { AuthorityStore, RolloutChangedEvent, StoredRollout } from "../store/index.js";
+import type { AuthorityStore, RolloutChangedEvent } from "../store/index.js";
+import { rolloutJson } from "./rollout-json.js";
 import { errorResponses } from "./schemas.js";
 
 export interface EventStreamOptions {
@@ -25,25 +26,13 @@ export interface EventStreamOptions {
 
 export const EVENT_STREAM_DEFAULTS: EventStreamOptions = { maxStreams: 100, heartbeatMs: 15_000 };
 
-/** How a stored rollout is sent; the rollout routes' JSON once they exist. */
-export type RolloutJsonOf = (rollout: StoredRollout) => unknown;
-
-/** The smallest useful description: a client reads GET /rollouts/{id} for the rest. */
-const rolloutSummary: RolloutJsonOf = (rollout) => ({
-  id: rollout.id,
-  fleet: rollout.fleet,
-  revision: rollout.revision,
-  phase: rollout.phase,
-  stage: rollout.stage,
-});
-
 export function registerEventRoutes(
   api: FastifyInstance,
   store: AuthorityStore,
-  options: Partial<EventStreamOptions> & { readonly rolloutJson?: RolloutJsonOf } = {},
+  options: Partial<EventStreamOptions> = {},
 ): void {
   const settings = { ...EVENT_STREAM_DEFAULTS, ...options };
-  const hub = new EventHub(store, settings.heartbeatMs, options.rolloutJson ?? rolloutSummary);
+  const hub = new EventHub(store, settings.heartbeatMs);
   let reserved = 0;
   // preClose runs before the server stops accepting: open streams would otherwise hold close.
   api.addHook("preClose", async () => hub.close());
@@ -63,7 +52,7 @@ export function registerEventRoutes(
         response: errorResponses,
       },
     },
-    async (req, reply) => {
+    async (_req, reply) => {
       // Reserved before the first await, so streams opening together cannot overshoot.
       if (hub.size + reserved >= settings.maxStreams) {
         throw new ApiError(
@@ -82,13 +71,15 @@ export function registerEventRoutes(
       res.writeHead(200, {
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-cache, no-transform",
-        connection: "keep-alive",
+        // The socket goes with the stream, so the server's close, which ends every stream, does
+        // not wait for sockets left idle in keep-alive.
+        connection: "close",
         // nginx buffers responses unless told not to, which would hold events back.
         "x-accel-buffering": "no",
       });
       res.write("retry: 3000\n: connected\n\n");
       hub.add(res);
-      req.raw.once("close", () => hub.remove(res));
+      res.once("close", () => hub.remove(res));
     },
   );
 }
@@ -99,17 +90,15 @@ const MAX_BUFFERED_BYTES = 1024 * 1024;
 class EventHub {
   readonly #store: AuthorityStore;
   readonly #heartbeatMs: number;
-  readonly #rolloutJson: RolloutJsonOf;
   readonly #streams = new Set<ServerResponse>();
   #started: Promise<void> | undefined;
   #unsubscribe: Array<() => Promise<void>> = [];
   #heartbeat: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor(store: AuthorityStore, heartbeatMs: number, rolloutJson: RolloutJsonOf) {
+  constructor(store: AuthorityStore, heartbeatMs: number) {
     this.#store = store;
     this.#heartbeatMs = heartbeatMs;
-    this.#rolloutJson = rolloutJson;
   }
 
   get size(): number {
@@ -161,7 +150,8 @@ class EventHub {
     // dashboard's own polling catches up.
     const rollout = await this.#store.rollouts.get(event.id).catch(() => undefined);
     // Notifications may arrive out of order: never send an older revision than announced.
-    if (rollout && rollout.revision >= event.revision) this.#send("rollout", this.#rolloutJson(rollout));
+    if (rollout && rollout.revision >= event.revision)
+      this.#send("rollout", rolloutJson(rollout, Date.now()));
   }
 
   #send(event: string, data: unknown): void {
