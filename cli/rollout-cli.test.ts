@@ -80,6 +80,21 @@ function ctlRunning(args: string[], env: Env) {
   };
 }
 
+/** The test's environment without the caller's COHERENT_* settings or config file. */
+function cliEnv(home: string, server: string, token: string): Env {
+  const clean: Env = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith("COHERENT_")) clean[key] = value;
+  }
+  return {
+    ...clean,
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, ".config"),
+    COHERENT_SERVER: server,
+    COHERENT_TOKEN: token,
+  };
+}
+
 const PLAN = `rollout:
   stages:
     - name: canary
@@ -130,17 +145,7 @@ for (const { name, skip } of DIALECTS) {
     beforeAll(async () => {
       home = await mkdtemp(join(tmpdir(), "coherent-rollout-cli-"));
       authority = await startTestAuthority({ database });
-      const clean: Env = {};
-      for (const [key, value] of Object.entries(process.env)) {
-        if (!key.startsWith("COHERENT_")) clean[key] = value;
-      }
-      env = {
-        ...clean,
-        HOME: home,
-        XDG_CONFIG_HOME: join(home, ".config"),
-        COHERENT_SERVER: authority.url,
-        COHERENT_TOKEN: await authority.token("operator"),
-      };
+      env = cliEnv(home, authority.url, await authority.token("operator"));
       viewerEnv = { ...env, COHERENT_TOKEN: await authority.token("viewer") };
       planFile = join(home, "plan.yaml");
       brokenFile = join(home, "broken.yaml");
@@ -231,7 +236,7 @@ for (const { name, skip } of DIALECTS) {
       expect(text.stdout).not.toContain("\x1b");
     });
 
-    it("pauses, resumes, and aborts only with --yes, then status exits 4", async () => {
+    it("pauses and resumes, refusing to pause a paused rollout", async () => {
       // Without a controller in this authority the rollout waits in pending: promote starts stage 1.
       if ((await phase(started)) === "pending") await api("POST", `/rollouts/${started}/promote`);
 
@@ -244,7 +249,9 @@ for (const { name, skip } of DIALECTS) {
       expect(again.code).toBe(1);
       expect(again.stderr).toContain("(invalid_transition)");
       expect(await json(["rollout", "resume", started])).toMatchObject({ id: started, phase: "running" });
+    });
 
+    it("aborts only with --yes when stdin is not a terminal, then status exits 4", async () => {
       const unasked = await ctl(["rollout", "abort", started], env, "y\n");
       expect(unasked.code).toBe(2);
       expect(unasked.stderr).toContain(`asks "abort rollout ${started}?" and stdin is not a terminal`);
@@ -328,4 +335,59 @@ for (const { name, skip } of DIALECTS) {
       expect(version.code).toBe(2);
     });
   });
+}
+
+for (const { name, skip } of DIALECTS) {
+  describe.skipIf(skip)(
+    `coherentctl rollout with the controller running, on ${name}`,
+    { timeout: 60_000 },
+    () => {
+      const database = testDatabase(name);
+      let home: string;
+      let authority: TestAuthority;
+      let env: Env;
+
+      beforeAll(async () => {
+        home = await mkdtemp(join(tmpdir(), "coherent-rollout-cli-"));
+        authority = await startTestAuthority({
+          database,
+          settings: { controller: { enabled: true, tickMs: 100, webhooks: [] } },
+        });
+        env = cliEnv(home, authority.url, authority.adminToken);
+        expect((await authority.call("POST", "/api/v1/fleets", { body: { name: "web" } })).status).toBe(201);
+        for (const routes of [1, 2]) {
+          const res = await authority.call("POST", "/api/v1/fleets/web/bundles", {
+            body: { config: sampleConfig(routes) },
+          });
+          expect(res.status).toBe(201);
+        }
+      }, 60_000);
+
+      afterAll(async () => {
+        await authority?.close();
+        await dropSchema(database);
+        await rm(home, { recursive: true, force: true });
+      });
+
+      it("waits with status --watch until the controller finishes the rollout, then exits 0", async () => {
+        // One stage, no bake, no traffic needed: the controller starts it and promotes it at once.
+        const plan = join(home, "plan.json");
+        await writeFile(
+          plan,
+          JSON.stringify({ stages: [{ name: "all", fleet_percent: 100, min_requests: 0 }] }),
+        );
+        const start = await ctl(["rollout", "start", "web", "2", "--plan", plan], env);
+        expect(start, start.stderr).toMatchObject({ code: 0 });
+        const watch = await ctl(
+          ["rollout", "status", "--fleet", "web", "--watch", "--interval", "200ms"],
+          env,
+        );
+        expect(watch, watch.stderr).toMatchObject({ code: 0 });
+        expect(watch.stdout).toContain("v1 → v2  succeeded");
+        expect(watch.stdout).toContain("succeeded: v2 is the fleet's stable version");
+        const state = await authority.call("GET", "/api/v1/fleets/web/state");
+        expect(state.body).toMatchObject({ stable_version: 2 });
+      });
+    },
+  );
 }
