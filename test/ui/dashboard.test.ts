@@ -27,6 +27,7 @@ interface RolloutJson {
   readonly id: string;
   readonly phase: string;
   readonly stage: { readonly index: number; readonly name: string | null };
+  readonly stages: ReadonlyArray<{ readonly name: string; readonly fleet_percent: number }>;
 }
 
 describe("the /ui dashboard in headless chromium", () => {
@@ -94,10 +95,13 @@ describe("the /ui dashboard in headless chromium", () => {
     const created = await authority.call("POST", "/api/v1/fleets/edge/rollouts", { body: { version: 2 } });
     expect(created.status).toBe(201);
     const { id } = created.body as RolloutJson;
-    // Started by an operator here; a controller, if one runs, would do the same.
+    // Started by an operator here; a controller, if one runs, may have started it first.
     const started = await rolloutOf(id);
     const running = started.phase === "pending" ? await promote(id) : started;
-    expect(running).toMatchObject({ phase: "running", stage: { index: 0, name: "canary" } });
+    expect(running.phase).toBe("running");
+    const stage = running.stage.index;
+    const [now, next] = [running.stages[stage], running.stages[stage + 1]];
+    if (!now || !next) throw new Error(`rollout ${id} is at its last stage already`);
 
     const viewer = await authority.token("viewer");
     await page.goto(`${authority.url}/ui`);
@@ -106,19 +110,26 @@ describe("the /ui dashboard in headless chromium", () => {
 
     await expect.poll(() => page.locator("#live").textContent(), { timeout: LIVE_WITHIN_MS }).toBe("live");
     const current = page.locator('#timeline [aria-current="step"]');
-    await expect.poll(() => current.textContent(), { timeout: LIVE_WITHIN_MS }).toContain("canary");
+    await expect.poll(() => current.textContent(), { timeout: LIVE_WITHIN_MS }).toContain(now.name);
     await expect.poll(() => page.locator("#fleets tbody").textContent()).toContain("edge");
     // Set in the page now; a reload would lose it.
     await page.evaluate(() => {
       (globalThis as { loadedOnce?: string }).loadedOnce = "yes";
     });
 
-    expect(await promote(id)).toMatchObject({ phase: "running", stage: { index: 1, name: "small" } });
+    expect(await promote(id)).toMatchObject({
+      phase: "running",
+      stage: { index: stage + 1, name: next.name },
+    });
     const row = page.locator(`#rollouts tr[data-rollout="${id}"]`);
-    await expect.poll(() => row.textContent(), { timeout: LIVE_WITHIN_MS }).toContain("small (10%)");
-    await expect.poll(() => current.textContent(), { timeout: LIVE_WITHIN_MS }).toContain("small");
+    await expect
+      .poll(() => row.textContent(), { timeout: LIVE_WITHIN_MS })
+      .toContain(`${next.name} (${next.fleet_percent}%)`);
+    await expect.poll(() => current.textContent(), { timeout: LIVE_WITHIN_MS }).toContain(next.name);
     expect(await page.evaluate(() => (globalThis as { loadedOnce?: string }).loadedOnce)).toBe("yes");
-    expect(await page.locator("#timeline li.done").count()).toBe(1);
+    expect(await page.locator("#timeline li.done").count()).toBe(stage + 1);
+    // Every gate of the plan is charted, judged or not yet.
+    await expect.poll(() => page.locator("#gates figure svg").count()).toBeGreaterThan(0);
 
     await mkdir(OUTPUT, { recursive: true });
     const screenshot = join(OUTPUT, "dashboard.png");
