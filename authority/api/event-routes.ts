@@ -92,7 +92,7 @@ class EventHub {
   readonly #heartbeatMs: number;
   readonly #streams = new Set<ServerResponse>();
   #started: Promise<void> | undefined;
-  #unsubscribe: Array<() => Promise<void>> = [];
+  readonly #unsubscribe: Array<() => Promise<void>> = [];
   #heartbeat: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -108,15 +108,18 @@ class EventHub {
   /** Subscribes once; a failed subscription is retried by the next stream. */
   start(): Promise<void> {
     if (this.#closed) return Promise.reject(new ApiError("too_many_streams", "the server is closing"));
-    this.#started ??= this.#subscribe().catch((error: unknown) => {
+    this.#started ??= this.#subscribe().catch(async (error: unknown) => {
       this.#started = undefined;
+      await this.#unsubscribeAll();
       throw error;
     });
     return this.#started;
   }
 
+  /** A stream that opened while the server began closing is ended at once. */
   add(res: ServerResponse): void {
-    this.#streams.add(res);
+    if (this.#closed) res.end();
+    else this.#streams.add(res);
   }
 
   remove(res: ServerResponse): void {
@@ -130,7 +133,12 @@ class EventHub {
     for (const res of this.#streams) res.end();
     this.#streams.clear();
     await this.#started?.catch(() => undefined);
-    await Promise.all(this.#unsubscribe.map((unsubscribe) => unsubscribe()));
+    await this.#unsubscribeAll();
+  }
+
+  async #unsubscribeAll(): Promise<void> {
+    const unsubscribe = this.#unsubscribe.splice(0);
+    await Promise.all(unsubscribe.map((fn) => fn()));
   }
 
   async #subscribe(): Promise<void> {
