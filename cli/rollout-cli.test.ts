@@ -204,7 +204,8 @@ for (const { name, skip } of DIALECTS) {
         ],
       });
       expect(run.stdout).toContain(`rollout ${started} (fleet web, v1 → v2): `);
-      expect(run.stdout).toMatch(/^canary +10% +10m00s$/m);
+      expect(run.stdout).toMatch(/^canary +10% +10m00s +100$/m);
+      expect(run.stdout).toContain("gates: error_rate <= 1.00%\nauto rollback: none\n");
       expect(run.stdout).toContain(`watch it: coherentctl rollout status ${started} --watch`);
     });
 

@@ -36,6 +36,7 @@ function rollout(overrides: Partial<RolloutJson> = {}): RolloutJson {
     updated_at: "2026-11-26T04:08:00.000Z",
     finished_at: null,
     restore_version: null,
+    plan: { stages: STAGES, health_gates: [], burn_rate: null },
     ...overrides,
   };
 }

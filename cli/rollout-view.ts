@@ -11,6 +11,7 @@
  *   VERSION  ACKED  PENDING  NACKED
  *   …
  */
+import type { HealthGate } from "../services/config/index.js";
 import { formatTable } from "./table.js";
 
 export type RolloutPhase = "pending" | "running" | "paused" | "succeeded" | "rolled_back" | "aborted";
@@ -22,6 +23,18 @@ export interface RolloutStageJson {
   readonly fleet_percent: number;
   readonly bake_ms: number;
   readonly min_requests: number;
+}
+
+/** A plan as the API shows one (`GET /fleets/{fleet}/plan`, a rollout's `plan`). */
+export interface PlanJson {
+  readonly stages: readonly RolloutStageJson[];
+  readonly health_gates: readonly HealthGate[];
+  readonly burn_rate: {
+    readonly threshold: number;
+    readonly objective: number;
+    readonly short_window_ms: number;
+    readonly long_window_ms: number;
+  } | null;
 }
 
 /** A rollout as the API sends it (`RolloutJson`). */
@@ -53,6 +66,7 @@ export interface RolloutJson {
   readonly updated_at: string;
   readonly finished_at: string | null;
   readonly restore_version: number | null;
+  readonly plan: PlanJson;
 }
 
 export type Verdict = "pass" | "fail" | "inconclusive";

@@ -10,13 +10,12 @@ import { resolvePlan } from "../../rollout-controller/plan.js";
 import {
   ConfigErrorCode,
   type ConfigResult,
-  type HealthGate,
   type ParsedSource,
   readConfigText,
   validateDynamicConfig,
 } from "../../services/config/index.js";
 import { isRecord } from "../../services/config/issues.js";
-import { formatDuration, type RolloutStageJson } from "../rollout-view.js";
+import { formatDuration, type PlanJson, type RolloutStageJson } from "../rollout-view.js";
 import { formatTable } from "../table.js";
 
 export interface PlanFile {
@@ -24,18 +23,6 @@ export interface PlanFile {
   readonly block: unknown;
   /** With defaults filled in, as the API shows a plan. */
   readonly plan: PlanJson;
-}
-
-/** A plan as the API shows one (`GET /fleets/{fleet}/plan`, a rollout's `plan`). */
-export interface PlanJson {
-  readonly stages: readonly RolloutStageJson[];
-  readonly health_gates: readonly HealthGate[];
-  readonly burn_rate: {
-    readonly threshold: number;
-    readonly objective: number;
-    readonly short_window_ms: number;
-    readonly long_window_ms: number;
-  } | null;
 }
 
 /** Every error has its path under `rollout` (`rollout.stages[1].fleet_percent`) and its line. */

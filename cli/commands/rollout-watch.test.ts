@@ -21,6 +21,7 @@ function status(phase: RolloutPhase, acked = 1): RolloutStatusJson {
       updated_at: `2026-11-26T04:00:0${phase === "running" ? 1 : 2}.000Z`,
       finished_at: null,
       restore_version: null,
+      plan: { stages: [], health_gates: [], burn_rate: null },
     },
     checks: [],
     traffic: null,

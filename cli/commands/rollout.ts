@@ -13,7 +13,7 @@ import { ExitCode } from "../exit-codes.js";
 import { createOutput, type Output, outputOption } from "../output.js";
 import {
   FINISHED_PHASES,
-  formatDuration,
+  type PlanJson,
   type RolloutJson,
   type RolloutStatusJson,
   renderRollout,
@@ -25,7 +25,7 @@ import { confirm } from "./confirm.js";
 import { followEvents } from "./event-stream.js";
 import { readInput } from "./input.js";
 import { limitOption, positiveInteger, type RemoteOptions, shortTime } from "./options.js";
-import { describePlan, type PlanJson, readPlanText } from "./rollout-plan.js";
+import { describePlan, readPlanText } from "./rollout-plan.js";
 import { watchRollout } from "./rollout-watch.js";
 import { CliError, runAction } from "./run.js";
 
@@ -77,7 +77,7 @@ export function registerRolloutCommands(program: Command, exit: (code: ExitCode)
     .description("stage a version across a fleet, gated on health; watch, pause, promote or roll back")
     .addHelpText(
       "after",
-      "\nExit codes of `rollout status`: 0 succeeded, running, paused or pending; 4 rolled back or aborted;\n1 the authority could not answer or refused; 2 usage.",
+      "\nExit codes of `rollout status`: 0 succeeded, running, paused or pending; 4 rolled back or aborted;\n1 the authority could not answer or refused, or --watch was stopped before the end; 2 usage.",
     );
 
   rollout
@@ -174,6 +174,7 @@ async function start(fleet: string, version: number, options: StartOptions): Pro
   const out = createOutput(options.output);
   const path = `/fleets/${encodeURIComponent(fleet)}`;
   let block: unknown;
+  let plan: PlanJson | undefined;
   let source = "the plan";
   if (options.plan !== undefined) {
     const input = await readInput(options.plan);
@@ -186,14 +187,13 @@ async function start(fleet: string, version: number, options: StartOptions): Pro
         read.errors.map((issue) => formatIssue(issue, source)),
         read.errors,
       );
-    block = read.value.block;
-    if (process.stdin.isTTY && !options.yes) {
-      process.stderr.write(`${describePlan(read.value.plan)}\n`);
-    }
+    ({ block, plan } = read.value);
   }
   return withClient(options, async (client) => {
     if (process.stdin.isTTY && !options.yes) {
-      if (block === undefined) process.stderr.write(`${await fleetPlanText(client, path)}\n`);
+      const shown =
+        plan === undefined ? await fleetPlanText(client, path) : `${source}:\n${describePlan(plan)}`;
+      process.stderr.write(`${shown}\n`);
       if (!(await confirm(`start rolling v${version} out to fleet ${fleet} with this plan?`))) {
         throw new CliError(`not started: fleet ${fleet} is unchanged`);
       }
@@ -218,15 +218,8 @@ async function start(fleet: string, version: number, options: StartOptions): Pro
     }
     out.result(created, () =>
       [
-        `${rolloutSummary(created)}`,
-        formatTable(
-          [
-            { header: "STAGE", cell: (row: RolloutJson["stages"][number]) => row.name },
-            { header: "AGENTS", cell: (row) => `${row.fleet_percent}%` },
-            { header: "BAKE", cell: (row) => (row.bake_ms === 0 ? null : formatDuration(row.bake_ms)) },
-          ],
-          created.stages,
-        ),
+        rolloutSummary(created),
+        describePlan(created.plan),
         `watch it: coherentctl rollout status ${created.id} --watch`,
       ].join("\n"),
     );
