@@ -240,8 +240,15 @@ describe.skipIf(NO_POSTGRES)("rollouts across real processes", { timeout: 60_000
   const cohort = (rolloutId: string, percent: number, agentIds: Iterable<string> = agents.keys()) =>
     new Set([...agentIds].filter((id) => cohortBucket(rolloutId, id) < candidateThreshold(percent)));
 
-  /** Starts a rollout of `version` with PLAN; makes sure its first stage has an agent (see above). */
-  async function startRollout(version: number, load: SteadyLoad): Promise<RolloutStatus["rollout"]> {
+  /**
+   * Starts a rollout of `version` with PLAN and follows it to its end; meanwhile an agent that
+   * falls in its first cohort joins if none does (see above), then `during` runs.
+   */
+  async function runRollout(
+    version: number,
+    load: SteadyLoad,
+    during?: (rolloutId: string) => Promise<void>,
+  ): Promise<{ id: string; final: RolloutStatus; samples: Sample[] }> {
     const response = await api<RolloutStatus["rollout"]>(
       authority.url,
       token,
@@ -250,16 +257,18 @@ describe.skipIf(NO_POSTGRES)("rollouts across real processes", { timeout: 60_000
       { version, plan: PLAN },
     );
     expect(response.status, JSON.stringify(response.body)).toBe(201);
-    const rollout = response.body;
+    const { id } = response.body;
     const firstPercent = PLAN.stages[0]?.fleet_percent ?? 0;
-    if (cohort(rollout.id, firstPercent).size === 0) {
+    const join = async () => {
+      if (cohort(id, firstPercent).size > 0) return;
       let n = agents.size + 1;
-      while (cohort(rollout.id, firstPercent, [`agent-${n}`]).size === 0) n++;
-      console.log(`rollout: no agent in ${rollout.id}'s first cohort; agent-${n}, which is, joins`);
+      while (cohort(id, firstPercent, [`agent-${n}`]).size === 0) n++;
+      console.log(`rollout: no agent in ${id}'s first cohort; agent-${n}, which is, joins`);
       await startAgent(`agent-${n}`);
       load.add(`${listeners.get(`agent-${n}`)}/load`);
-    }
-    return rollout;
+    };
+    const [followed] = await Promise.all([follow(id, version), join().then(() => during?.(id))]);
+    return { id, ...followed };
   }
 
   /** Samples the rollout every 200 ms until it finishes; the agents are read before the rollout. */
@@ -305,8 +314,8 @@ describe.skipIf(NO_POSTGRES)("rollouts across real processes", { timeout: 60_000
     const candidate = await submit(green);
     expect(candidate).toBe(2);
     const load = steadyLoad(loadUrls(), 50);
-    const rollout = await startRollout(candidate, load);
-    const { final, samples } = await follow(rollout.id, candidate);
+    const rollout = await runRollout(candidate, load);
+    const { final, samples } = rollout;
     const result = await load.stop();
 
     expect(final.rollout.phase).toBe("succeeded");
@@ -335,10 +344,10 @@ describe.skipIf(NO_POSTGRES)("rollouts across real processes", { timeout: 60_000
     const stable = 2;
     const candidate = await submit(broken);
     const load = steadyLoad(loadUrls(), 50);
-    const rollout = await startRollout(candidate, load);
-    const firstCohort = cohort(rollout.id, PLAN.stages[0]?.fleet_percent ?? 0);
-    const { final, samples } = await follow(rollout.id, candidate);
+    const rollout = await runRollout(candidate, load);
+    const { final, samples } = rollout;
     const rolledBackAt = Date.now();
+    const firstCohort = cohort(rollout.id, PLAN.stages[0]?.fleet_percent ?? 0);
 
     expect(final.rollout.phase).toBe("rolled_back");
     expect(final.rollout.stage.index).toBe(0);
@@ -446,23 +455,24 @@ describe.skipIf(NO_POSTGRES)("rollouts across real processes", { timeout: 60_000
 
     const candidate = await submit(blue);
     const load = steadyLoad(loadUrls(), 50);
-    const rollout = await startRollout(candidate, load);
-    const following = follow(rollout.id, candidate);
-    // Mid-stage: the second stage entered, its bake not done.
-    await waitUntil(
-      "the rollout at its second stage",
-      async () => ((await status(rollout.id)).rollout.stage.index === 1 ? true : undefined),
-      30_000,
-    );
-    const seen = survivor.lines.length;
-    const killedAt = Date.now();
-    await leader.stop("SIGKILL");
-    await survivor.waitFor(
-      (line) => line.msg === "rollout controller leading" && survivor.lines.indexOf(line) >= seen,
-      15_000,
-    );
-    const takeoverMs = Date.now() - killedAt;
-    const { final, samples } = await following;
+    let killedAt = 0;
+    let takeoverMs = 0;
+    const { final, samples, id } = await runRollout(candidate, load, async (rolloutId) => {
+      // Mid-stage: the second stage entered, its bake not done.
+      await waitUntil(
+        "the rollout at its second stage",
+        async () => ((await status(rolloutId)).rollout.stage.index === 1 ? true : undefined),
+        30_000,
+      );
+      const seen = survivor.lines.length;
+      killedAt = Date.now();
+      await leader.stop("SIGKILL");
+      await survivor.waitFor(
+        (line) => line.msg === "rollout controller leading" && survivor.lines.indexOf(line) >= seen,
+        15_000,
+      );
+      takeoverMs = Date.now() - killedAt;
+    });
     const result = await load.stop();
 
     expect(takeoverMs).toBeLessThan(15_000);
@@ -473,7 +483,7 @@ describe.skipIf(NO_POSTGRES)("rollouts across real processes", { timeout: 60_000
     expect(final.events.map(eventLine)).toEqual(ALL_STAGES);
     // The stage the leader was in, and the last, were ended by the survivor.
     for (const event of final.events.slice(2)) expect(Date.parse(event.at)).toBeGreaterThan(killedAt);
-    expectCohortsGrew(rollout.id, samples);
+    expectCohortsGrew(id, samples);
     await everyAgentAcked(candidate);
     await everyAgentServes(blue);
     const verified = await api(authority.url, token, "GET", "/audit/verify");
