@@ -11,12 +11,9 @@
  *   VERSION  ACKED  PENDING  NACKED
  *   …
  */
+import { FINISHED_PHASES, type Phase } from "../rollout-controller/state-machine.js";
 import type { HealthGate } from "../services/config/index.js";
 import { formatTable } from "./table.js";
-
-export type RolloutPhase = "pending" | "running" | "paused" | "succeeded" | "rolled_back" | "aborted";
-
-export const FINISHED_PHASES: ReadonlySet<RolloutPhase> = new Set(["succeeded", "rolled_back", "aborted"]);
 
 export interface RolloutStageJson {
   readonly name: string;
@@ -43,7 +40,7 @@ export interface RolloutJson {
   readonly fleet: string;
   readonly candidate_version: number;
   readonly stable_version: number;
-  readonly phase: RolloutPhase;
+  readonly phase: Phase;
   /**
    * The current stage (the first while pending); `index` counts from 0, `count` is the
    * number of stages. Name and share are null when the index is past the plan's stages.
@@ -96,8 +93,8 @@ export interface VersionAgentsJson {
 
 export interface RolloutEventJson {
   readonly at: string;
-  readonly from: RolloutPhase;
-  readonly to: RolloutPhase;
+  readonly from: Phase;
+  readonly to: Phase;
   readonly from_stage: number;
   readonly to_stage: number;
   readonly actor: string;
@@ -136,7 +133,7 @@ const BAR_MAX = 30;
 
 const MARK: Record<Verdict, string> = { pass: "✓", fail: "✗", inconclusive: "?" };
 const VERDICT_COLOR: Record<Verdict, string> = { pass: "32", fail: "31", inconclusive: "33" };
-const PHASE_COLOR: Record<RolloutPhase, string> = {
+const PHASE_COLOR: Record<Phase, string> = {
   pending: "36",
   running: "36",
   paused: "33",

@@ -22,6 +22,7 @@ import type { Plan } from "./plan.js";
 export type Phase = "pending" | "running" | "paused" | "succeeded" | "rolled_back" | "aborted";
 
 export const LIVE_PHASES: ReadonlySet<Phase> = new Set(["pending", "running", "paused"]);
+export const FINISHED_PHASES: ReadonlySet<Phase> = new Set(["succeeded", "rolled_back", "aborted"]);
 
 export interface Rollout {
   readonly id: string;

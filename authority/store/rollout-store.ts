@@ -9,7 +9,13 @@
  */
 import { type Kysely, type Selectable, sql, type Transaction } from "kysely";
 import type { Plan } from "../../rollout-controller/plan.js";
-import type { Phase, Rollout, Step, TransitionReason } from "../../rollout-controller/state-machine.js";
+import {
+  FINISHED_PHASES,
+  type Phase,
+  type Rollout,
+  type Step,
+  type TransitionReason,
+} from "../../rollout-controller/state-machine.js";
 import { StoreError } from "./errors.js";
 import type { AuditInput } from "./store.js";
 import type { RolloutEventsTable, RolloutsTable, Tables } from "./tables.js";
@@ -59,7 +65,6 @@ export interface RolloutChangedEvent {
 }
 
 const LIVE: readonly Phase[] = ["pending", "running", "paused"];
-const FINISHED: ReadonlySet<Phase> = new Set(["succeeded", "rolled_back", "aborted"]);
 const UNIQUE_VIOLATION = "23505";
 
 export class RolloutStore {
@@ -177,7 +182,7 @@ export class RolloutStore {
           ...columns(after),
           revision: before.revision + 1,
           applied: false,
-          finished_at: FINISHED.has(after.phase) ? new Date(transition.at) : null,
+          finished_at: FINISHED_PHASES.has(after.phase) ? new Date(transition.at) : null,
         })
         .where("id", "=", before.id)
         .where("revision", "=", before.revision)

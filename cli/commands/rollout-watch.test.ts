@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
+import type { Phase as RolloutPhase } from "../../rollout-controller/state-machine.js";
 import { ApiError } from "../client.js";
-import type { RolloutPhase, RolloutStatusJson } from "../rollout-view.js";
+import type { RolloutStatusJson } from "../rollout-view.js";
 import { watchRollout } from "./rollout-watch.js";
 import { CliError } from "./run.js";
 

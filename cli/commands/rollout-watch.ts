@@ -7,9 +7,10 @@
  * blank line, JSON one document per line.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import { FINISHED_PHASES } from "../../rollout-controller/state-machine.js";
 import { ApiError } from "../client.js";
 import type { OutputFormat } from "../output.js";
-import { FINISHED_PHASES, type RolloutStatusJson, renderRollout } from "../rollout-view.js";
+import { type RolloutStatusJson, renderRollout } from "../rollout-view.js";
 import { CliError } from "./run.js";
 
 export interface WatchTarget {

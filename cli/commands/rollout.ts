@@ -6,13 +6,13 @@
  * script can wait on: it returns when the rollout finishes, 0 for success.
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
+import { FINISHED_PHASES } from "../../rollout-controller/state-machine.js";
 import { formatIssue } from "../../services/config/index.js";
 import { parseDuration } from "../../services/config/units.js";
 import { ApiError, type AuthorityClient, type Connection, resolveConnection, withClient } from "../client.js";
 import { ExitCode } from "../exit-codes.js";
 import { createOutput, type Output, outputOption } from "../output.js";
 import {
-  FINISHED_PHASES,
   type PlanJson,
   type RolloutJson,
   type RolloutStatusJson,

@@ -34,6 +34,7 @@ import {
 } from "../../services/bundle/index.js";
 import { canonicalize, parseDynamicConfig } from "../../services/config/index.js";
 import { desiredVersion } from "../../services/distributor/cohort.js";
+import { fleetState } from "../../services/distributor/test-support.js";
 import { AgentPool, type SimAgentSpec } from "./support/agent-pool.js";
 import type { HostCommand, HostMemory, HostMode, HostReply } from "./support/fanout-host.js";
 import { IpcPeer } from "./support/ipc-peer.js";
@@ -95,16 +96,7 @@ async function bundleOf(
 }
 
 function state(fields: Partial<FleetState>): FleetState {
-  return {
-    fleet: FLEET,
-    stableVersion: 1,
-    candidateVersion: 0,
-    rolloutId: "",
-    candidatePercent: 0,
-    generation: 1,
-    updatedAtUnixMs: 0,
-    ...fields,
-  };
+  return fleetState({ fleet: FLEET, ...fields });
 }
 
 function agents(count: number, running: Bundle): SimAgentSpec[] {
