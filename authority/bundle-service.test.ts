@@ -140,7 +140,8 @@ describe("BundleService", () => {
 
   it("restores an old content as the next version, signed with rollback_of, once however often asked", async () => {
     await store.createFleet({ name: "restored" });
-    for (const routes of [1, 2]) await service.submit("restored", { data: sampleConfig(routes) }, { actor: "alice" });
+    for (const routes of [1, 2])
+      await service.submit("restored", { data: sampleConfig(routes) }, { actor: "alice" });
     const restored = await service.restore("restored", 1, 2, { actor: "rollout-controller" });
     expect(restored).toMatchObject({ version: 3, rollbackOf: 2, createdBy: "rollout-controller" });
     const first = await store.getBundle("restored", 1);

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { RolloutError } from "../../rollout-controller/errors.js";
-import { DEFAULT_PLAN_INPUT, type Plan, parsePlan, resolvePlan } from "../../rollout-controller/plan.js";
+import { DEFAULT_PLAN_INPUT, type Plan, parsePlan } from "../../rollout-controller/plan.js";
 import { type Command, command, newRollout } from "../../rollout-controller/state-machine.js";
 import { ApiError } from "../errors.js";
 import { type AuthorityStore, type StoredRollout, StoreError } from "../store/index.js";
