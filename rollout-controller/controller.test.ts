@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { LATENCY_BOUNDS_MS } from "../agent/control/health-recorder.js";
@@ -9,6 +11,7 @@ import { TEST_TARGETS, type TestDatabase } from "../authority/store/test-databas
 import { generateSigningKey } from "../services/bundle/index.js";
 import { RolloutController } from "./controller.js";
 import { EmbeddedLeadership } from "./leader.js";
+import { WebhookNotifier } from "./notifier.js";
 import { newRollout } from "./state-machine.js";
 import { plan } from "./test-support.js";
 
@@ -67,13 +70,14 @@ for (const target of TEST_TARGETS) {
       controller = await leading("controller-a");
     });
 
-    async function leading(id: string): Promise<RolloutController> {
+    async function leading(id: string, notifier?: WebhookNotifier): Promise<RolloutController> {
       const leadership = new EmbeddedLeadership();
       const made = new RolloutController({
         store,
         leadership,
         logger: pino({ level: "silent" }),
         id,
+        ...(notifier ? { notifier } : {}),
         now: () => clock,
         tickMs: 3_600_000,
         restore: async (fleet, contentOf, rollbackOf) =>
@@ -160,6 +164,38 @@ for (const target of TEST_TARGETS) {
       // Nothing left to do: another tick publishes nothing more.
       await controller.tick();
       expect((await store.latestBundle("edge"))?.version).toBe(3);
+    });
+
+    it("posts every transition it makes to the fleet's webhooks, with the reason", async () => {
+      const received: Array<{ transition: { from: string; to: string; reason: { kind: string } } }> = [];
+      const hook = createServer(async (req, res) => {
+        let body = "";
+        for await (const chunk of req) body += chunk;
+        received.push(JSON.parse(body));
+        res.writeHead(204).end();
+      });
+      await new Promise<void>((resolve) => hook.listen(0, "127.0.0.1", resolve));
+      try {
+        const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/`;
+        const notifier = new WebhookNotifier({
+          hooks: [{ fleet: "edge", url }],
+          logger: pino({ level: "silent" }),
+        });
+        await controller.stop();
+        const notifying = await leading("controller-n", notifier);
+        await start();
+        await notifying.tick();
+        clock += 10_000;
+        await report(20);
+        await notifying.tick();
+        await notifier.flush(3_000);
+        expect(
+          received.map((r) => `${r.transition.from}->${r.transition.to}:${r.transition.reason.kind}`),
+        ).toEqual(["pending->running:started", "running->rolled_back:check_failed"]);
+        await notifying.stop();
+      } finally {
+        await new Promise((resolve) => hook.close(resolve));
+      }
     });
 
     it("halts on an agent's NACK of the candidate", async () => {
