@@ -7,6 +7,10 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 30_000,
     pool: "forks",
+    // Vitest's default is one worker per core but one, which on CI's 2 cores runs every file
+    // in turn; most files spend their time waiting on child processes and sockets, so two
+    // at once overlap that waiting.
+    maxWorkers: 2,
     reporters: ["default", "./test/support/summary-reporter.ts"],
   },
 });

@@ -4,7 +4,6 @@
  */
 import { once } from "node:events";
 import type { Command } from "commander";
-import { startAuthority } from "../../authority/main.js";
 import { ExitCode } from "../exit-codes.js";
 import { coherentAction, type DatabaseFlags, resolveSettings } from "./database.js";
 
@@ -47,6 +46,8 @@ export function registerAuthorityCommand(program: Command, exit: (code: ExitCode
     .action(
       coherentAction(exit, async (_options: unknown, command: Command) => {
         const options = command.optsWithGlobals<AuthorityOptions>();
+        // Loaded here, not at the top: `--help` and the other commands need none of it.
+        const { startAuthority } = await import("../../authority/main.js");
         const authority = await startAuthority(await resolveSettings(options));
         const stop = new AbortController();
         await Promise.race([

@@ -6,7 +6,6 @@
  */
 import { once } from "node:events";
 import type { Command } from "commander";
-import { startControllerProcess } from "../../authority/main.js";
 import { ExitCode } from "../exit-codes.js";
 import { coherentAction, type DatabaseFlags, resolveSettings } from "./database.js";
 
@@ -39,6 +38,8 @@ export function registerControllerCommand(program: Command, exit: (code: ExitCod
           controller: true,
           ...(options.tick === undefined ? {} : { controllerTick: options.tick }),
         });
+        // Loaded here, not at the top: `--help` and the other commands need none of it.
+        const { startControllerProcess } = await import("../../authority/main.js");
         const controller = await startControllerProcess(settings);
         const stop = new AbortController();
         await Promise.race([

@@ -10,7 +10,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { KeyError } from "../../services/bundle/index.js";
 import { listenAddress } from "../../services/config/schema/primitives.js";
 import { parseDuration } from "../../services/config/units.js";
-import { type DistributorSettings, startDistributor } from "../../services/distributor/main.js";
+import type { DistributorSettings } from "../../services/distributor/main.js";
 import { ExitCode } from "../exit-codes.js";
 import { CliError, runAction } from "./run.js";
 
@@ -158,6 +158,8 @@ export function registerDistributorCommand(program: Command, exit: (code: ExitCo
     .action(
       runAction("coherent", exit, async (options: DistributorOptions) => {
         const settings = distributorSettings(options);
+        // Loaded here, not at the top: `--help` and the other commands need none of it.
+        const { startDistributor } = await import("../../services/distributor/main.js");
         let distributor: Awaited<ReturnType<typeof startDistributor>>;
         try {
           distributor = await startDistributor(settings);
