@@ -153,6 +153,7 @@ describe.each(DIALECTS)("GET /api/v1/events on $name", ({ name, skip }) => {
     await dropSchema(database);
   });
 
+  // Skipped only when COHERENT_TEST_NO_POSTGRES=1 (no Postgres on the machine): the PGlite run still covers it.
   it.skipIf(skip)(
     "refuses a request without a token, with a bad one, and ?token= on other routes",
     async () => {
@@ -167,6 +168,7 @@ describe.each(DIALECTS)("GET /api/v1/events on $name", ({ name, skip }) => {
     },
   );
 
+  // Skipped only when COHERENT_TEST_NO_POSTGRES=1 (no Postgres on the machine): the PGlite run still covers it.
   it.skipIf(skip)(
     "streams a rollout change to a viewer holding the token in the header or in the query",
     async () => {
@@ -192,6 +194,7 @@ describe.each(DIALECTS)("GET /api/v1/events on $name", ({ name, skip }) => {
   );
 });
 
+// Two replicas need a database two processes' connections share: Postgres only, skipped without it.
 describe.skipIf(POSTGRES_URL === undefined)("GET /api/v1/events across two replicas on one Postgres", () => {
   const database = testDatabase("postgres");
   let keyDir: string;

@@ -115,6 +115,8 @@ const eventLine = (e: RolloutEvent) => `${e.from}/${e.from_stage} → ${e.to}/${
 const stageTimes = (events: readonly RolloutEvent[]) =>
   events.slice(1).map((e, i) => Date.parse(e.at) - Date.parse(events[i]?.at ?? e.at));
 
+// Two controller processes elect a leader on a shared Postgres: skipped only without one
+// (COHERENT_TEST_NO_POSTGRES=1).
 describe.skipIf(NO_POSTGRES)("rollouts across real processes", { timeout: 60_000 }, () => {
   let database: PostgresDatabase;
   let dir: string;
