@@ -339,6 +339,7 @@ for (const { name, skip } of DIALECTS) {
 }
 
 for (const { name, skip } of DIALECTS) {
+  // Skipped only when COHERENT_TEST_NO_POSTGRES=1 (no Postgres on the machine): the PGlite run still covers it.
   describe.skipIf(skip)(
     `coherentctl rollout with the controller running, on ${name}`,
     { timeout: 60_000 },

@@ -1,5 +1,5 @@
 /**
- * Rollouts as the controller runs them ([7/9]): the placeholder table of 0001 (never written)
+ * Rollouts as the controller runs them ([7/9]): the table 0001 made ahead of its use (never written)
  * gains everything the state machine keeps (rollout-controller/state-machine.ts), the events
  * table records each transition with its reason, and controller_lease numbers leaderships.
  *

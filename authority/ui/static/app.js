@@ -97,10 +97,10 @@ function setLive(text) {
 function refresh(...parts) {
   for (const part of parts) state.pending.add(part);
   state.flush ??= setTimeout(async () => {
-    const todo = [...state.pending];
+    const parts = [...state.pending];
     state.pending.clear();
     state.flush = undefined;
-    await Promise.all(todo.map((part) => READERS[part]().catch(failed)));
+    await Promise.all(parts.map((part) => READERS[part]().catch(failed)));
   }, 100);
 }
 
