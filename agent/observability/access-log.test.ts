@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type AccessRecord, accessLine, isoNow } from "./access-log.js";
 
@@ -34,6 +35,18 @@ describe("accessLine", () => {
     expect(Object.keys(parsed)[0]).toBe("timestamp");
     expect(parsed.path).toBe('/a"b\\c\n');
     expect("endpoint" in parsed).toBe(false);
+  });
+
+  it("escapes every string as JSON.stringify does: controls, quotes, backslashes, lone surrogates", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "binary" }), fc.string({ unit: "grapheme" }), (path, host) => {
+        const line = accessLine({ ...record, path, host, error: `${path}\u0001` });
+        expect(line.indexOf("\n")).toBe(line.length - 1);
+        expect(line).toContain(`"path":${JSON.stringify(path)}`);
+        expect(line).toContain(`"host":${JSON.stringify(host)}`);
+        expect(JSON.parse(line)).toMatchObject({ path, host, error: `${path}\u0001` });
+      }),
+    );
   });
 });
 
