@@ -94,49 +94,135 @@ export class AuthorityConfigError extends Error {
 }
 
 const GovernanceFileSchema = z.strictObject({
-  route_timeout_required: z.boolean().optional(),
-  route_pool_required: z.boolean().optional(),
-  max_routes: z.union([z.int().min(1), z.literal(false)]).optional(),
-  require_tls_kept: z.boolean().optional(),
+  route_timeout_required: z
+    .boolean()
+    .optional()
+    .describe(
+      "Refuse configs with a route that states no timeout, inline or through policy_ref (default true)",
+    ),
+  route_pool_required: z
+    .boolean()
+    .optional()
+    .describe(
+      "Refuse configs with a route that sends nowhere: no pool and no traffic plan's stable_pool (default true)",
+    ),
+  max_routes: z
+    .union([z.int().min(1), z.literal(false)])
+    .optional()
+    .describe("The most routes a config may have; false switches the rule off (default 5000)"),
+  require_tls_kept: z
+    .boolean()
+    .optional()
+    .describe(
+      "Refuse a config in which a route that required TLS in the fleet's previous config no longer does (default true)",
+    ),
 });
 
-const FileSchema = z.strictObject({
-  listen: listenAddress().optional(),
-  feed_listen: listenAddress().optional(),
+export const AuthorityFileSchema = z.strictObject({
+  listen: listenAddress()
+    .optional()
+    .describe("The operator API's address; also --listen, COHERENT_LISTEN (default 127.0.0.1:7400)"),
+  feed_listen: listenAddress()
+    .optional()
+    .describe(
+      "The AuthorityFeed gRPC address distributors subscribe to; also --feed-listen, COHERENT_FEED_LISTEN (default 127.0.0.1:7401)",
+    ),
   feed_tls: z
     .strictObject({
-      cert_file: z.string().min(1),
-      key_file: z.string().min(1),
-      client_ca_file: z.string().min(1).optional(),
+      cert_file: z.string().min(1).describe("The feed's certificate chain (PEM)"),
+      key_file: z.string().min(1).describe("Private key (PEM) of cert_file"),
+      client_ca_file: z
+        .string()
+        .min(1)
+        .optional()
+        .describe(
+          "CA certificates (PEM) distributors' client certificates must chain to; given, a client certificate is required",
+        ),
     })
-    .optional(),
-  database_url: z.string().min(1).optional(),
-  database_schema: z.string().min(1).optional(),
-  data_dir: z.string().min(1).optional(),
-  signing_key_file: z.string().min(1).optional(),
-  trusted_key_files: z.array(z.string().min(1)).optional(),
-  governance: GovernanceFileSchema.optional(),
-  body_limit: size({ min: 1024 }).optional(),
-  agent_stale_after: duration({ min: 1000 }).optional(),
+    .optional()
+    .describe("Serve the feed over TLS; also --feed-tls-*, COHERENT_FEED_TLS_* (plaintext when absent)"),
+  database_url: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "postgres://… of a shared Postgres; also --database-url, COHERENT_DATABASE_URL, DATABASE_URL (default: embedded PGlite under data_dir)",
+    ),
+  database_schema: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "Postgres schema the authority's tables live in, made if missing; also COHERENT_DATABASE_SCHEMA (default: the connection's search_path)",
+    ),
+  data_dir: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "Holds the embedded database and the dev signing key; also --data-dir, COHERENT_DATA_DIR (default .coherent)",
+    ),
+  signing_key_file: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "Ed25519 private key (PKCS#8 PEM) bundles are signed with; also --signing-key-file, COHERENT_SIGNING_KEY(_FILE) (default: a dev key under data_dir, embedded database only)",
+    ),
+  trusted_key_files: z
+    .array(z.string().min(1))
+    .optional()
+    .describe(
+      "Public key PEM files trusted besides the signing key's, e.g. the previous key after a rotation",
+    ),
+  governance: GovernanceFileSchema.optional().describe(
+    "Rules every submitted config must pass besides validation",
+  ),
+  body_limit: size({ min: 1024 })
+    .optional()
+    .describe("Largest request body the API reads; also COHERENT_BODY_LIMIT (default 8MB)"),
+  agent_stale_after: duration({ min: 1000 })
+    .optional()
+    .describe(
+      "An agent not heard of for this long shows as stale; also COHERENT_AGENT_STALE_AFTER (default 1m)",
+    ),
   controller: z
     .strictObject({
-      enabled: z.boolean().optional(),
-      tick: duration({ min: 50, max: 60_000 }).optional(),
+      enabled: z
+        .boolean()
+        .optional()
+        .describe(
+          "Run the rollout controller here; also --controller/--no-controller, COHERENT_CONTROLLER=on|off (default: on with the embedded database, off with Postgres)",
+        ),
+      tick: duration({ min: 50, max: 60_000 })
+        .optional()
+        .describe(
+          "How often the controller looks at each rollout; also --controller-tick, COHERENT_CONTROLLER_TICK (default 1s)",
+        ),
       webhooks: z
         .array(
           z.strictObject({
-            fleet: z.string().min(1),
-            url: z.url({ protocol: /^https?$/ }),
-            secret_file: z.string().min(1).optional(),
+            fleet: z.string().min(1).describe("The fleet whose events go to this hook"),
+            url: z.url({ protocol: /^https?$/ }).describe("Where events are POSTed"),
+            secret_file: z
+              .string()
+              .min(1)
+              .optional()
+              .describe("A file holding the secret events are signed with"),
           }),
         )
-        .optional(),
+        .optional()
+        .describe("Hooks told of each fleet's rollout events"),
     })
-    .optional(),
-  log_level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).optional(),
+    .optional()
+    .describe("The rollout controller in this process"),
+  log_level: z
+    .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
+    .optional()
+    .describe("Lowest level logged; also --log-level, COHERENT_LOG_LEVEL (default info)"),
 });
 
-type FileSettings = z.output<typeof FileSchema>;
+type FileSettings = z.output<typeof AuthorityFileSchema>;
 
 export async function resolveAuthoritySettings(
   flags: AuthorityFlags,
@@ -263,7 +349,7 @@ async function readSettingsFile(path: string): Promise<FileSettings> {
   if (!source.ok) {
     throw new AuthorityConfigError(`${path}: ${source.errors.map((e) => e.message).join("; ")}`);
   }
-  const parsed = FileSchema.safeParse(source.value.data);
+  const parsed = AuthorityFileSchema.safeParse(source.value.data);
   if (!parsed.success) {
     const issues = parsed.error.issues.map(
       (issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`,

@@ -30,9 +30,12 @@ export interface Connection {
   readonly token?: string;
 }
 
-const ConfigFile = z.strictObject({
-  server: z.string().optional(),
-  token: z.string().min(1).optional(),
+export const ClientConfigFileSchema = z.strictObject({
+  server: z
+    .string()
+    .optional()
+    .describe("The authority's URL; --server and COHERENT_SERVER win (default http://127.0.0.1:7400)"),
+  token: z.string().min(1).optional().describe("An API token; --token and COHERENT_TOKEN win"),
 });
 
 export function defaultConfigFile(env: NodeJS.ProcessEnv = process.env): string {
@@ -59,7 +62,10 @@ export async function resolveConnection(
   return { server: url.origin + url.pathname.replace(/\/+$/, ""), ...(token ? { token } : {}) };
 }
 
-async function readConfigFile(path: string, required: boolean): Promise<z.infer<typeof ConfigFile>> {
+async function readConfigFile(
+  path: string,
+  required: boolean,
+): Promise<z.infer<typeof ClientConfigFileSchema>> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
@@ -67,9 +73,9 @@ async function readConfigFile(path: string, required: boolean): Promise<z.infer<
     if (!required && (err as NodeJS.ErrnoException).code === "ENOENT") return {};
     throw new CliError(`cannot read the config file ${path}: ${(err as Error).message}`);
   }
-  let parsed: z.ZodSafeParseResult<z.infer<typeof ConfigFile>>;
+  let parsed: z.ZodSafeParseResult<z.infer<typeof ClientConfigFileSchema>>;
   try {
-    parsed = ConfigFile.safeParse(parseYaml(text) ?? {});
+    parsed = ClientConfigFileSchema.safeParse(parseYaml(text) ?? {});
   } catch (err) {
     throw new CliError(`the config file ${path} is not YAML: ${(err as Error).message}`, ExitCode.Usage);
   }

@@ -42,36 +42,53 @@ function within(
 
 const numberOrText = z.union([z.string(), z.number()]);
 
+/**
+ * Names a value's notation, and its bounds in canonical units, in the schema's metadata: the
+ * reference docs (scripts/docs-generate.ts) read them, since a transform's type says nothing.
+ */
+function documented<T extends z.ZodType>(
+  schema: T,
+  notation: string,
+  bounds: { min?: number; max?: number } = {},
+): T {
+  return schema.meta({ notation, ...bounds });
+}
+
 /** "5s", "500ms", "1m30s" or milliseconds → milliseconds. Bounds are in milliseconds. */
 export function duration(bounds: { min?: number; max?: number } = {}) {
-  return parsedWith(numberOrText, (value) => {
+  const schema = parsedWith(numberOrText, (value) => {
     const parsed = parseDuration(value);
     return parsed.ok ? within("duration (ms)", parsed.value, bounds.min, bounds.max) : parsed;
   });
+  return documented(schema, "duration", bounds);
 }
 
 /** "512KB", "1MB" or bytes → bytes. */
 export function size(bounds: { min?: number; max?: number } = {}) {
-  return parsedWith(numberOrText, (value) => {
+  const schema = parsedWith(numberOrText, (value) => {
     const parsed = parseSize(value);
     return parsed.ok ? within("size (bytes)", parsed.value, bounds.min, bounds.max) : parsed;
   });
+  return documented(schema, "size", bounds);
 }
 
 /** 10 or "10%" → percent points, 0–100. */
-export const percent = () => parsedWith(numberOrText, parsePercent);
+export const percent = () => documented(parsedWith(numberOrText, parsePercent), "percent");
 
 /** 0.01 or "1%" → a fraction, 0–1. */
-export const ratio = () => parsedWith(numberOrText, parseRatio);
+export const ratio = () => documented(parsedWith(numberOrText, parseRatio), "ratio");
 
 /** "10x" or 10 → 10. */
-export const burnRate = () => parsedWith(numberOrText, parseBurnRate);
+export const burnRate = () => documented(parsedWith(numberOrText, parseBurnRate), "burn rate");
 
 /** 200, "200-399", "5xx" or {min, max} → {min, max}. */
 export const statusRange = () =>
-  parsedWith(
-    z.union([z.string(), z.number(), z.strictObject({ min: z.number(), max: z.number() })]),
-    parseStatusRange,
+  documented(
+    parsedWith(
+      z.union([z.string(), z.number(), z.strictObject({ min: z.number(), max: z.number() })]),
+      parseStatusRange,
+    ),
+    "status range",
   );
 
 export const positiveInt = (max?: number) => (max === undefined ? z.int().min(1) : z.int().min(1).max(max));
@@ -82,9 +99,12 @@ const ID = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$/;
 
 /** Ids name things across the config, in metrics labels and in diffs, so they stay plain. */
 export const id = () =>
-  z.string().regex(ID, {
-    error: "an id is 1–128 letters, digits, '.', '_' or '-', starting and ending with a letter or digit",
-  });
+  documented(
+    z.string().regex(ID, {
+      error: "an id is 1–128 letters, digits, '.', '_' or '-', starting and ending with a letter or digit",
+    }),
+    "id",
+  );
 
 const HOST_NAME =
   /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
@@ -111,11 +131,17 @@ function checkHostPort(value: string, opts: { hostOptional: boolean; portZero: b
 
 /** An upstream endpoint: "host:port" (IPv6 in brackets). */
 export const endpointAddress = () =>
-  parsedWith(z.string(), (value) => checkHostPort(value, { hostOptional: false, portZero: false }));
+  documented(
+    parsedWith(z.string(), (value) => checkHostPort(value, { hostOptional: false, portZero: false })),
+    "host:port",
+  );
 
 /** A listen address: ":8080", "127.0.0.1:8080", "[::]:8443"; port 0 picks a free port. */
 export const listenAddress = () =>
-  parsedWith(z.string(), (value) => checkHostPort(value, { hostOptional: true, portZero: true }));
+  documented(
+    parsedWith(z.string(), (value) => checkHostPort(value, { hostOptional: true, portZero: true })),
+    "listen address",
+  );
 
 const MAX_REGEX_LENGTH = 1024;
 
@@ -145,7 +171,7 @@ export function checkRegex(pattern: string): Parsed<string> {
   return { ok: true, value: pattern };
 }
 
-export const regex = () => parsedWith(z.string(), checkRegex);
+export const regex = () => documented(parsedWith(z.string(), checkRegex), "regex");
 
 const REGEX_SYNTAX = /[\\^$()[\]{}|+?]|\.\*/;
 
@@ -163,29 +189,35 @@ export function hostPatternKind(pattern: string): "regex" | "wildcard" | "exact"
 }
 
 export const hostPattern = () =>
-  parsedWith(z.string(), (value): Parsed<string> => {
-    const kind = hostPatternKind(value);
-    if (kind === "regex") return checkRegex(value);
-    if (kind === "any") return { ok: true, value };
-    const name = kind === "wildcard" ? value.slice(2) : value;
-    const bare = name.replace(/:\d{1,5}$/, "");
-    if (!HOST_NAME.test(bare) && !IPV4.test(bare) && !BRACKETED_IPV6.test(bare)) {
-      return {
-        ok: false,
-        message: `invalid host "${value}": use a name (api.example.com), a wildcard (*.example.com) or an anchored regex`,
-      };
-    }
-    return { ok: true, value: value.toLowerCase() };
-  });
+  documented(
+    parsedWith(z.string(), (value): Parsed<string> => {
+      const kind = hostPatternKind(value);
+      if (kind === "regex") return checkRegex(value);
+      if (kind === "any") return { ok: true, value };
+      const name = kind === "wildcard" ? value.slice(2) : value;
+      const bare = name.replace(/:\d{1,5}$/, "");
+      if (!HOST_NAME.test(bare) && !IPV4.test(bare) && !BRACKETED_IPV6.test(bare)) {
+        return {
+          ok: false,
+          message: `invalid host "${value}": use a name (api.example.com), a wildcard (*.example.com) or an anchored regex`,
+        };
+      }
+      return { ok: true, value: value.toLowerCase() };
+    }),
+    "host pattern",
+  );
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** An HTTP field name; case-insensitive, so stored lowercased. */
 export const headerName = () =>
-  z
-    .string()
-    .regex(HEADER_NAME, { error: "not a valid HTTP header name" })
-    .transform((name) => name.toLowerCase());
+  documented(
+    z
+      .string()
+      .regex(HEADER_NAME, { error: "not a valid HTTP header name" })
+      .transform((name) => name.toLowerCase()),
+    "header name",
+  );
 
 /**
  * A map keyed by header name. Keys are lowercased; two keys differing only in case are one
@@ -221,17 +253,20 @@ export function headerMap<T extends z.ZodType>(value: T) {
 
 /** What a request is keyed by (rate limits, consistent hashing, cohorts). */
 export const requestKey = () =>
-  parsedWith(z.string(), (value): Parsed<string> => {
-    if (value === "client_ip") return { ok: true, value };
-    const match = /^(header|cookie):(.+)$/.exec(value);
-    if (match && HEADER_NAME.test(match[2] as string)) {
-      return {
-        ok: true,
-        value: match[1] === "header" ? `header:${(match[2] as string).toLowerCase()}` : value,
-      };
-    }
-    return { ok: false, message: `invalid key "${value}": use client_ip, header:NAME or cookie:NAME` };
-  });
+  documented(
+    parsedWith(z.string(), (value): Parsed<string> => {
+      if (value === "client_ip") return { ok: true, value };
+      const match = /^(header|cookie):(.+)$/.exec(value);
+      if (match && HEADER_NAME.test(match[2] as string)) {
+        return {
+          ok: true,
+          value: match[1] === "header" ? `header:${(match[2] as string).toLowerCase()}` : value,
+        };
+      }
+      return { ok: false, message: `invalid key "${value}": use client_ip, header:NAME or cookie:NAME` };
+    }),
+    "request key",
+  );
 
 export const HTTP_METHODS = [
   "GET",
@@ -255,9 +290,11 @@ export const methodList = () =>
         .pipe(z.enum(HTTP_METHODS, { error: `a method is one of ${HTTP_METHODS.join(", ")}` })),
     )
     .min(1)
-    .transform((methods) => [...new Set(methods)].sort());
+    .transform((methods) => [...new Set(methods)].sort())
+    .meta({ notation: "HTTP methods" });
 
-export const urlString = () => z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+export const urlString = () =>
+  documented(z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }), "URL");
 /**
  * A route's path or prefix: what the router compares normalized request paths with, so it
  * must be able to match one. The router normalizes the rest (dot segments, repeated slashes).
@@ -268,6 +305,8 @@ export const routePath = () =>
     .startsWith("/", { error: 'a path starts with "/"' })
     .refine((path) => !/[?#\\]|%00/i.test(path), {
       error: "a path cannot contain ?, #, \\ or %00: requests with them never reach a route",
-    });
+    })
+    .meta({ notation: "path" });
 
-export const filePath = () => z.string().min(1, { error: "a file path must not be empty" });
+export const filePath = () =>
+  documented(z.string().min(1, { error: "a file path must not be empty" }), "file path");
