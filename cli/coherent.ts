@@ -9,6 +9,7 @@ import { Command, CommanderError, Option } from "commander";
 import { registerAuthorityCommand } from "./commands/authority.js";
 import { registerBootstrapTokenCommand } from "./commands/bootstrap-token.js";
 import { registerControllerCommand } from "./commands/controller.js";
+import { registerDevCommand } from "./commands/dev.js";
 import { registerDistributorCommand } from "./commands/distributor.js";
 import { registerKeysCommands } from "./commands/keys.js";
 import { registerMigrateCommand } from "./commands/migrate.js";
@@ -38,6 +39,7 @@ function createCoherentProgram(exit: (code: ExitCode) => void): Command {
   registerMigrateCommand(program, exit);
   registerKeysCommands(program, exit);
   registerBootstrapTokenCommand(program, exit);
+  registerDevCommand(program, exit);
   return program;
 }
 
