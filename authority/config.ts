@@ -8,8 +8,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import type { WebhookSettings } from "../rollout-controller/notifier.js";
-import { readConfigText } from "../services/config/index.js";
 import { duration, listenAddress, size } from "../services/config/schema/primitives.js";
+import { readSettingsFile, SettingsFileError } from "../services/config/settings-file.js";
 import type { ServerTlsFiles } from "../services/net/tls.js";
 import { DEFAULT_GOVERNANCE, type GovernanceSettings } from "./governance.js";
 
@@ -229,7 +229,7 @@ export async function resolveAuthoritySettings(
   env: NodeJS.ProcessEnv,
 ): Promise<AuthoritySettings> {
   const configFile = flags.config ?? env.COHERENT_AUTHORITY_CONFIG;
-  const file = configFile ? await readSettingsFile(configFile) : {};
+  const file = configFile ? await readAuthorityFile(configFile) : {};
   const dataDir = flags.dataDir ?? env.COHERENT_DATA_DIR ?? file.data_dir ?? DEFAULT_DATA_DIR;
   const url = flags.databaseUrl ?? env.COHERENT_DATABASE_URL ?? env.DATABASE_URL ?? file.database_url;
   const schema = env.COHERENT_DATABASE_SCHEMA ?? file.database_schema;
@@ -338,25 +338,12 @@ function signingKeySource(
   return file.signing_key_file ? { file: file.signing_key_file } : undefined;
 }
 
-async function readSettingsFile(path: string): Promise<FileSettings> {
-  let text: string;
+async function readAuthorityFile(path: string): Promise<FileSettings> {
   try {
-    text = await readFile(path, "utf8");
+    return await readSettingsFile(path, AuthorityFileSchema, "authority config");
   } catch (error) {
-    throw new AuthorityConfigError(`cannot read the authority config ${path}: ${(error as Error).message}`);
+    throw error instanceof SettingsFileError ? new AuthorityConfigError(error.message) : error;
   }
-  const source = readConfigText(text);
-  if (!source.ok) {
-    throw new AuthorityConfigError(`${path}: ${source.errors.map((e) => e.message).join("; ")}`);
-  }
-  const parsed = AuthorityFileSchema.safeParse(source.value.data);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map(
-      (issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`,
-    );
-    throw new AuthorityConfigError(`invalid authority config ${path}: ${issues.join("; ")}`);
-  }
-  return parsed.data;
 }
 
 function checkValue<T>(label: string, schema: z.ZodType<T>, value: string): T {

@@ -21,9 +21,10 @@ function createCoherentProgram(exit: (code: ExitCode) => void): Command {
       "Run the Coherent authority or a regional distributor; manage the authority's database, signing keys and first token.",
     )
     .addOption(
-      new Option("--config <file>", "the authority's config file (YAML or JSON)").env(
-        "COHERENT_AUTHORITY_CONFIG",
-      ),
+      new Option(
+        "--config <file>",
+        "settings file (YAML or JSON): the authority's; with `distributor`, the distributor's",
+      ).env("COHERENT_AUTHORITY_CONFIG"),
     )
     .option(
       "--database-url <url>",

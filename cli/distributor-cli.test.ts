@@ -1,7 +1,8 @@
 /**
  * `coherent distributor` as a real process: its help, its usage errors, a start on a cold
  * cache with no authority reachable (not ready) and on a warm one (ready, serving an agent from
- * the cache), flags from COHERENT_DISTRIBUTOR_* variables, and a clean exit on SIGTERM.
+ * the cache), flags from COHERENT_DISTRIBUTOR_* variables and from a settings file (flag over
+ * variable over file), and a clean exit on SIGTERM.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -203,5 +204,55 @@ describe("coherent distributor", { timeout: 60_000 }, () => {
       started.child.kill("SIGTERM");
       expect(await started.exited).toBe(0);
     }
+  });
+
+  it("reads a settings file; a flag and a variable each win over it; a bad or incomplete one is a usage error", async () => {
+    const settings = join(dir, "distributor.yaml");
+    await writeFile(
+      settings,
+      [
+        "region: from-file",
+        `authority: ["127.0.0.1:${await freePort()}"]`,
+        `cache_dir: ${JSON.stringify(join(dir, "from-file"))}`,
+        `trusted_keys: [${JSON.stringify(keyFile)}]`,
+        "id: dist-file",
+        'listen: "127.0.0.1:0"',
+        'http_listen: "off"',
+        "health_flush: 2s",
+      ].join("\n"),
+    );
+    const started = await start(["--config", settings, "--id", "dist-flag"], {
+      ...cleanEnv(),
+      COHERENT_DISTRIBUTOR_REGION: "from-env",
+    });
+    try {
+      expect(started.listening).toMatchObject({ id: "dist-flag", region: "from-env" });
+      // http_listen: "off" came from the file, which the flag and variable above left alone.
+      expect(started.listening.http).toBeUndefined();
+    } finally {
+      started.child.kill("SIGTERM");
+      expect(await started.exited).toBe(0);
+    }
+    const viaVariable = await start([], { ...cleanEnv(), COHERENT_DISTRIBUTOR_CONFIG: settings });
+    try {
+      expect(viaVariable.listening).toMatchObject({ id: "dist-file", region: "from-file" });
+    } finally {
+      viaVariable.child.kill("SIGTERM");
+      expect(await viaVariable.exited).toBe(0);
+    }
+
+    const incomplete = join(dir, "incomplete.yaml");
+    await writeFile(incomplete, "region: eu\n");
+    const missing = await run(["--config", incomplete]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("missing --authority");
+    expect(missing.stderr).toContain("COHERENT_DISTRIBUTOR_AUTHORITY");
+    const bad = join(dir, "bad.yaml");
+    await writeFile(bad, "region: eu\nauthority: [':7401']\nhealth_flush: 1ms\nregoin: x\n");
+    const invalid = await run(["--config", bad]);
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr).toContain("authority.0: must name the host");
+    expect(invalid.stderr).toContain("health_flush");
+    expect(invalid.stderr).toContain("regoin");
   });
 });

@@ -5,6 +5,7 @@
 import { AuthorityFileSchema } from "../../authority/config.js";
 import { ClientConfigFileSchema } from "../../cli/client.js";
 import { DynamicConfigSchema, RolloutSchema, StaticConfigSchema } from "../../services/config/index.js";
+import { DistributorFileSchema } from "../../services/distributor/settings-file.js";
 import { type FieldRow, type FieldWalk, walkConfig } from "./config-fields.js";
 
 /** How each notation is written; keyed by the `notation` metadata of the schema primitives. */
@@ -46,6 +47,7 @@ export function configReference(): ConfigReference {
     ["rollout", walkConfig(RolloutSchema, { prefix: "rollout" })],
     ["static", walkConfig(StaticConfigSchema)],
     ["authority", walkConfig(AuthorityFileSchema)],
+    ["distributor", walkConfig(DistributorFileSchema)],
     ["coherentctl", walkConfig(ClientConfigFileSchema)],
   ];
   const regions = new Map(walks.map(([name, walk]) => [name, fieldTable(walk.rows)]));
