@@ -7,6 +7,7 @@ import { createPublicKey } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
+import { sql } from "kysely";
 import { type ControllerHandle, startController } from "../rollout-controller/main.js";
 import {
   Keyring,
@@ -74,7 +75,18 @@ export async function startAuthority(
     const key = await signingKey(settings, database.dialect);
     await registerKeys(store, key, settings.trustedKeyFiles, logger);
     const bundles = new BundleService({ store, signingKey: key, governance: settings.governance });
-    app = await createApiServer({ store, bundles, logger, bodyLimit: settings.bodyLimit });
+    app = await createApiServer({
+      store,
+      bundles,
+      logger,
+      bodyLimit: settings.bodyLimit,
+      probes: {
+        ping: async () => {
+          await sql`select 1`.execute(database.db);
+        },
+        feedSessions: () => feed?.sessionCount ?? 0,
+      },
+    });
     unsubscribe = await store.onBundleCreated((event) =>
       logger.info({ event: "bundle_created", fleet: event.fleet, version: event.version }, "bundle created"),
     );

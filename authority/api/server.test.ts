@@ -52,6 +52,27 @@ for (const { name, skip } of DIALECTS) {
       return { versions: bundles.map((b) => b.version), auditEntries: audit.entries };
     }
 
+    it("answers /ready and /metrics without a token: the database reachable, requests by route template", async () => {
+      expect(await authority.call("GET", "/ready", { token: "" })).toMatchObject({
+        status: 200,
+        body: { status: "ready" },
+      });
+      expect((await authority.call("GET", "/api/v1/fleets/edge", { token: viewer })).status).toBe(200);
+      const response = await fetch(`${authority.handle.url}/metrics`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get("content-type")).toContain("text/plain");
+      const text = await response.text();
+      expect(text).toContain("coherent_authority_database_up 1");
+      expect(text).toContain("coherent_authority_feed_sessions 0");
+      expect(text).toMatch(
+        /coherent_authority_requests_total\{method="GET",route="\/api\/v1\/fleets\/:fleet",status="200"\} [1-9]/,
+      );
+      expect(text).toContain("process_cpu_seconds_total");
+      // Label values come from route templates, never from what a client sent.
+      await authority.call("GET", "/no/such/path/9f1c", { token: "" });
+      expect(await (await fetch(`${authority.handle.url}/metrics`)).text()).not.toContain("9f1c");
+    });
+
     it("serves /healthz without a token and its OpenAPI document at /docs/json", async () => {
       expect(await authority.call("GET", "/healthz", { token: "" })).toMatchObject({
         status: 200,

@@ -1,6 +1,6 @@
 /**
  * The operator API (fastify): JSON under /api/v1, bearer tokens with roles, its OpenAPI
- * document at /docs/json and an open /healthz for orchestrators. Every error — ours,
+ * document at /docs/json, and open /healthz, /ready and /metrics (./probes.ts). Every error — ours,
  * fastify's (body too large, bad JSON, schema) or unexpected — leaves as one JSON object
  * with a code from ../errors.ts.
  */
@@ -23,6 +23,7 @@ import { registerBundleRoutes } from "./bundle-routes.js";
 import { registerEventRoutes } from "./event-routes.js";
 import { registerFleetRoutes } from "./fleet-routes.js";
 import { registerFleetStateRoutes } from "./fleet-state-routes.js";
+import { type AuthorityProbes, registerProbes } from "./probes.js";
 import { registerRolloutRoutes } from "./rollout-routes.js";
 import { registerTokenRoutes } from "./token-routes.js";
 
@@ -32,6 +33,8 @@ export interface ApiServerOptions {
   readonly logger: Logger;
   /** The largest request body read, in bytes; larger ones get 413 body_too_large. */
   readonly bodyLimit: number;
+  /** Behind /ready and /metrics. */
+  readonly probes: AuthorityProbes;
 }
 
 export const API_PREFIX = "/api/v1";
@@ -69,7 +72,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
     },
   });
   app.get("/docs/json", { schema: { hide: true } }, async () => app.swagger());
-  app.get("/healthz", { schema: { hide: true } }, async () => ({ status: "ok" }));
+  registerProbes(app, options.probes);
 
   await app.register(
     async (api) => {
