@@ -24,7 +24,7 @@ const program = new Command("proxy")
   .option("-s, --static-config <file>", "static (process) config file")
   .addHelpText(
     "after",
-    "\nEnvironment: PROXY_CONFIG_FILE, PROXY_ADMIN_ADDRESS, PROXY_ADMIN_TOKEN, PROXY_LOG_LEVEL,\nPROXY_METRICS_ADDRESS, PROXY_TLS_CERT, PROXY_TLS_KEY. Flags win over the environment, the\nenvironment over the static config file.",
+    "\nEnvironment: PROXY_CONFIG_FILE, PROXY_ADMIN_ADDRESS, PROXY_ADMIN_TOKEN, PROXY_LOG_LEVEL,\nPROXY_METRICS_ADDRESS, PROXY_TLS_CERT, PROXY_TLS_KEY, PROXY_TRACE_ENDPOINT. Flags win over\nthe environment, the environment over the static config file.",
   )
   .showHelpAfterError();
 
