@@ -32,8 +32,8 @@ const integer = (min: number, max: number) => (value: string) => {
 
 const HELP = `
 Starts, all on 127.0.0.1:
-  the authority (API, dashboard at /ui) on the embedded database, with the rollout controller
-  its feed, one distributor (region "local")
+  the authority (API and dashboard at /ui) on the embedded database, with the rollout controller
+  one distributor (region "local"), fed by the authority
   the agents of fleet "demo", each a real proxy process with its own listener
   demo-api v1, v2 and a broken one answering 500s (deploy/examples/demo/ names them)
   about 20 requests a second over the agents, so rollouts have traffic to judge
@@ -67,12 +67,22 @@ export function registerDevCommand(program: Command, exit: (code: ExitCode) => v
     .addOption(outputOption())
     .addHelpText(
       "after",
-      `${HELP}\n\nThe data dir is the global --data-dir when given, else ${DEV_DATA_DIR}. --output json prints\none JSON record when ready instead of the table.`,
+      `${HELP}\n\nThe data dir is the global --data-dir when given, else ${DEV_DATA_DIR}; the global --config
+and --database-url do not apply. --output json prints\none JSON record when ready instead of the table.`,
     )
     .action(
       runAction("coherent dev", exit, async (_options: unknown, command: Command) => {
-        const flags = command.optsWithGlobals<DevFlags>();
-        return runDev(flags);
+        // From the environment they are meant for `coherent authority` and are ignored here.
+        const given = ["config", "databaseUrl"].filter(
+          (name) => command.getOptionValueSourceWithGlobals(name) === "cli",
+        );
+        if (given.length > 0) {
+          throw new CliError(
+            "it runs on its own embedded database: --config and --database-url are for `coherent authority`",
+            ExitCode.Usage,
+          );
+        }
+        return runDev(command.optsWithGlobals<DevFlags>());
       }),
     );
 }

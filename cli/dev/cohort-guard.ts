@@ -56,7 +56,7 @@ export function startCohortGuard(options: {
       await answer.arrayBuffer();
       if (answer.ok) {
         options.say(
-          `rollout ${rollout.id}: stage ${name} (${percent}%) drew none of the ${options.agentIds.length} demo agents, so it had nothing to judge; promoted it to the next stage`,
+          `rollout ${rollout.id}: stage ${name} (${percent}%) drew no demo agent, so nothing could judge it; promoted it to the next stage`,
         );
       }
     }

@@ -136,7 +136,7 @@ export async function startDevSystem(options: DevOptions): Promise<DevSystem> {
     );
     closers.push(() => distributor.close());
 
-    options.say(`starting ${options.agents} agents of fleet ${DEMO_FLEET}`);
+    options.say(`starting ${options.agents} agent${options.agents === 1 ? "" : "s"} of fleet ${DEMO_FLEET}`);
     const agents: DevAgent[] = [];
     closers.push(async () => {
       await Promise.all(agents.map((agent) => agent.stop(AGENT_STOP_GRACE_MS)));
