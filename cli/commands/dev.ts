@@ -121,7 +121,6 @@ async function runDev(flags: DevFlags): Promise<ExitCode> {
   }
   const record = readyRecord(system, Math.round(process.uptime() * 1000));
   process.stdout.write(flags.output === "json" ? `${JSON.stringify(record)}\n` : readyText(record));
-  void system.failed.then(say);
   const signal = await stopped;
   say(`${signal}: stopping (agents drain, then the distributor and the authority close)`);
   await system.close();

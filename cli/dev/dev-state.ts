@@ -11,6 +11,8 @@ import { CliError } from "../commands/run.js";
 
 const MARKER = ".coherent-dev";
 const STATE_FILE = "dev.json";
+/** The pid of the `coherent dev` using the directory: two on one embedded database would corrupt it. */
+const PID_FILE = "dev.pid";
 
 export interface DevState {
   /** The admin API token for the authority; empty until the authority made one. */
@@ -29,6 +31,8 @@ export interface DevDirectory {
   readonly fresh: boolean;
   save(state: DevState): Promise<void>;
   writeCtlConfig(server: string, token: string): Promise<void>;
+  /** Gives the directory up for another `coherent dev`. */
+  release(): Promise<void>;
 }
 
 /** Opens (or makes) `dir`; with `reset`, deletes it first when it is a dev directory. */
@@ -38,6 +42,7 @@ export async function openDevDirectory(dir: string, reset: boolean): Promise<Dev
     throw new CliError(`cannot read the data dir ${dir}: ${error.message}`);
   });
   const ours = entries?.includes(MARKER) ?? false;
+  if (ours) await refuseWhenInUse(dir);
   if (entries !== undefined && entries.length > 0 && !ours) {
     throw new CliError(`${dir} is not empty and was not made by \`coherent dev\`: name another --data-dir`);
   }
@@ -64,11 +69,28 @@ export async function openDevDirectory(dir: string, reset: boolean): Promise<Dev
       current = next;
       await writeState(dir, next);
     },
+    async release() {
+      await rm(join(dir, PID_FILE), { force: true });
+    },
     async writeCtlConfig(server, token) {
       // JSON is YAML; the file holds a token, so only its owner reads it.
       await writeFile(ctlConfig, `${JSON.stringify({ server, token })}\n`, { mode: 0o600 });
     },
   };
+}
+
+async function refuseWhenInUse(dir: string): Promise<void> {
+  const pid = Number((await readFile(join(dir, PID_FILE), "utf8").catch(() => "")).trim());
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    // No such process: the last one ended without releasing the directory.
+    return;
+  }
+  throw new CliError(
+    `another \`coherent dev\` (pid ${pid}) uses ${dir}: stop it first, or name another --data-dir`,
+  );
 }
 
 async function readState(dir: string): Promise<DevState | undefined> {

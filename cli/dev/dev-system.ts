@@ -59,8 +59,6 @@ export interface DevSystem {
   readonly demo: DemoFiles;
   /** The agents' admin API token. */
   readonly agentAdminToken: string;
-  /** Resolves when an agent exits on its own, with what to tell. */
-  readonly failed: Promise<string>;
   /** Idempotent. */
   close(): Promise<void>;
 }
@@ -75,14 +73,12 @@ export async function startDevSystem(options: DevOptions): Promise<DevSystem> {
   const ports = devPorts(options.basePort, options.agents);
   await checkPortsFree(ports);
   const dir = await openDevDirectory(dataDir, options.reset);
-  const closers: Array<() => Promise<void>> = [];
+  const closers: Array<() => Promise<void>> = [() => dir.release()];
   const close = async () => {
     for (const closer of closers.splice(0).reverse()) await closer().catch(() => undefined);
   };
-  let reportFailure: (why: string) => void = () => undefined;
-  const failed = new Promise<string>((resolveFailure) => {
-    reportFailure = resolveFailure;
-  });
+  // Once stopping, agents exit because they were asked to, or because Ctrl-C reached them too.
+  let stopping = false;
   try {
     const logs = fileLogs(dir, options.logLevel);
     closers.push(() => logs.close());
@@ -154,8 +150,9 @@ export async function startDevSystem(options: DevOptions): Promise<DevSystem> {
           logFile: join(dir.logDir, `agent-${id}.log`),
           adminPort: ports.agentAdmin[i] as number,
           adminToken: dir.state.agentAdminToken,
-          onUnexpectedExit: (agent, code) =>
-            reportFailure(`agent ${agent.id} exited (${code}): see ${agent.logFile}`),
+          onUnexpectedExit: (agent, code) => {
+            if (!stopping) options.say(`agent ${agent.id} exited (${code}): see ${agent.logFile}`);
+          },
         }),
       );
     }
@@ -193,13 +190,14 @@ export async function startDevSystem(options: DevOptions): Promise<DevSystem> {
       agents: views,
       demo,
       agentAdminToken: dir.state.agentAdminToken,
-      failed,
       close: () => {
+        stopping = true;
         closing ??= close();
         return closing;
       },
     };
   } catch (error) {
+    stopping = true;
     await close();
     throw error;
   }
