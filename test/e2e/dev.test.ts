@@ -57,7 +57,7 @@ function alive(pid: number): boolean {
   }
 }
 
-describe("coherent dev", { timeout: 420_000 }, () => {
+describe("coherent dev", { timeout: 360_000 }, () => {
   let dataDir: string;
   const started: LoggedProcess[] = [];
 

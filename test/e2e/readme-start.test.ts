@@ -86,7 +86,7 @@ function parseReady(text: string) {
 }
 
 // Reads /proc to find leftover processes: Linux only (where CI and this project's machines run).
-describe.skipIf(process.platform !== "linux")("npm start in a fresh clone", { timeout: 300_000 }, () => {
+describe.skipIf(process.platform !== "linux")("npm start in a fresh clone", { timeout: 240_000 }, () => {
   let dir: string | undefined;
   let npm: ChildProcess | undefined;
 
@@ -107,7 +107,7 @@ describe.skipIf(process.platform !== "linux")("npm start in a fresh clone", { ti
     let at = Date.now();
     const clone = await run("git", ["clone", "--quiet", ROOT, dir], tmpdir(), env, 60_000);
     expect(clone.code, clone.stderr).toBe(0);
-    const ci = await run("npm", ["ci", "--prefer-offline", "--no-audit", "--no-fund"], dir, env, 180_000);
+    const ci = await run("npm", ["ci", "--prefer-offline", "--no-audit", "--no-fund"], dir, env, 150_000);
     expect(ci.code, ci.stderr.slice(-2000)).toBe(0);
     console.log(`fresh clone: git clone and npm ci took ${((Date.now() - at) / 1000).toFixed(1)} s`);
 
