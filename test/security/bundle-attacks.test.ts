@@ -6,13 +6,16 @@
  * refusal's code, which the authority's agent list shows, and change nothing the agent
  * serves: traffic keeps going to the upstream of the last good bundle.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { createHmac } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestAuthority, type TestAuthority, testDatabase } from "../../authority/api/test-harness.js";
 import { AgentState, type Bundle } from "../../proto/coherent/v1/authority.js";
 import {
+  BUNDLE_SCHEMA,
+  BUNDLE_TYP,
   BundleErrorCode,
   DEFAULT_MAX_BUNDLE_BYTES,
   generateSigningKey,
@@ -22,7 +25,7 @@ import {
   signBundle,
   writeKeyPair,
 } from "../../services/bundle/index.js";
-import { canonicalConfig, payloadFor } from "../../services/bundle/test-support.js";
+import { base64url, canonicalConfig, payloadFor, signRaw } from "../../services/bundle/test-support.js";
 import { AuthorityClient } from "../../services/distributor/authority-client.js";
 import { DiskCache } from "../../services/distributor/disk-cache.js";
 import type { HealthSink } from "../../services/distributor/fleet-source.js";
@@ -33,12 +36,15 @@ import { createLogger } from "../../services/telemetry/logger.js";
 import type { AgentView } from "../e2e/support/coherent.js";
 import { type ManagedAgent, routesTo, startManagedAgent } from "../e2e/support/managed-agent.js";
 import { waitUntil } from "../e2e/support/processes.js";
+import { reportReliability } from "../support/reliability.js";
 import { startUpstream, type Upstream } from "../support/upstream.js";
 
 const FLEET = "edge";
 
 let dir: string;
 let trusted: SigningKey;
+/** The public key file the agent trusts: the secret an HS256 confusion attack would use. */
+let trustedPublicPem: string;
 let upstreams: Record<"v1" | "v2" | "evil", Upstream>;
 let source: MemoryFleetSource;
 let sink: RecordingSink;
@@ -82,6 +88,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "coherent-attacks-"));
   const pair = await writeKeyPair(join(dir, "keys"));
   trusted = await loadSigningKey({ file: pair.privateFile });
+  trustedPublicPem = await readFile(pair.publicFile, "utf8");
   const [v1, v2, evil] = await Promise.all([
     startUpstream({ name: "v1" }),
     startUpstream({ name: "v2" }),
@@ -226,7 +233,68 @@ const attacks: Attack[] = [
   },
 ];
 
+/** The JWS header and payload parts of a genuine bundle of `version`, to re-sign another way. */
+async function unsignedParts(version: number): Promise<{ payload: string; contentSha256: string }> {
+  const bundle = await bundleOf(trusted, version, upstreams.evil);
+  const jws = Buffer.from(bundle.signedBundle).toString("latin1");
+  return { payload: jws.split(".")[1] as string, contentSha256: bundle.contentSha256 };
+}
+
+function asBundle(version: number, contentSha256: string, jws: string): Bundle {
+  return { fleet: FLEET, version, contentSha256, signedBundle: Buffer.from(jws, "latin1") };
+}
+
+attacks.push(
+  {
+    name: "a downgrade to alg none",
+    code: BundleErrorCode.BadSignature,
+    async make(version) {
+      const { payload, contentSha256 } = await unsignedParts(version);
+      const header = base64url(JSON.stringify({ alg: "none", kid: trusted.kid, typ: BUNDLE_TYP }));
+      return asBundle(version, contentSha256, `${header}.${payload}.`);
+    },
+  },
+  {
+    name: "HS256 keyed with the trusted public key (algorithm confusion)",
+    code: BundleErrorCode.BadSignature,
+    async make(version) {
+      const { payload, contentSha256 } = await unsignedParts(version);
+      const header = base64url(JSON.stringify({ alg: "HS256", kid: trusted.kid, typ: BUNDLE_TYP }));
+      const signature = createHmac("sha256", trustedPublicPem)
+        .update(`${header}.${payload}`)
+        .digest("base64url");
+      return asBundle(version, contentSha256, `${header}.${payload}.${signature}`);
+    },
+  },
+  {
+    name: "a validly signed config nested 100,000 deep",
+    code: BundleErrorCode.Malformed,
+    async make(version) {
+      // Written as text: a value this deep cannot be built and serialized by JSON.stringify.
+      const depth = 100_000;
+      const config = `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
+      const hash = "0".repeat(64);
+      const text = `{"config":${config},"content_sha256":"${hash}","created_at":"2025-01-02T03:04:05.000Z","created_by":"mallory","fleet":"${FLEET}","parent":${version - 1},"schema":"${BUNDLE_SCHEMA}","version":${version}}`;
+      return asBundle(version, hash, signRaw(text, trusted));
+    },
+  },
+);
+
 describe("a managed agent fed by a compromised distributor", () => {
+  afterAll(() => {
+    reportReliability({
+      suite: "security",
+      scenario: "bundle attacks through a compromised distributor",
+      loadHeld: "none",
+      faultsInjected: 0,
+      badInputsTried: attacks.length,
+      requestsSent: attacks.length * 5,
+      requestsFailed: 0,
+      bundlesLost: 0,
+      notes: "every attack NACKed with its code; the agent kept serving the last good bundle",
+    });
+  });
+
   it.each(attacks.map((attack, i) => ({ ...attack, version: 3 + i })))(
     "refuses $name with $code and keeps serving the last good bundle",
     async ({ code, make, version }) => {
