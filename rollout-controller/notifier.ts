@@ -89,6 +89,8 @@ export function describeReason(reason: Transition["reason"]): string {
       return "started";
     case "bake_complete":
       return "baked with every gate passing";
+    case "empty_stage":
+      return "baked with no connected agent in its cohort: nothing to judge, moved on";
     case "check_failed":
       return reason.check.summary;
     case "nack":

@@ -1,12 +1,14 @@
 /**
  * From what the authority stores to what the state machine judges, pure: the health samples
  * of a fleet and its agents' statuses → the candidate's and the stable cohort's traffic over
- * the stage's window, the candidate's over the burn-rate windows, and the candidate's NACKs.
+ * the stage's window, the candidate's over the burn-rate windows, the candidate's NACKs, and
+ * how many connected agents the stage's cohort holds.
  * The controller and the API's status view both use it, so an operator sees what the
  * controller judges.
  */
 import { type HealthSummary, summarizeHealth } from "../authority/store/health-summary.js";
 import type { AgentRow, HealthSampleRow } from "../authority/store/index.js";
+import { candidateThreshold, cohortBucket } from "../services/distributor/cohort.js";
 import { NO_TRAFFIC, type TrafficWindow } from "./health.js";
 import type { Observation, Rollout } from "./state-machine.js";
 
@@ -42,7 +44,16 @@ export function observe(
         )
       : NO_TRAFFIC,
     nacks: nacksOf(agents, rollout.candidateVersion),
+    cohortAgents: cohortAgents(rollout, agents),
   };
+}
+
+/** The connected agents the distributors give the candidate at the current stage (DESIGN.md, cohorts). */
+function cohortAgents(rollout: Rollout, agents: readonly AgentRow[]): number {
+  const stage = rollout.plan.stages[rollout.stage];
+  if (!stage) return 0;
+  const threshold = candidateThreshold(stage.fleetPercent);
+  return agents.filter((agent) => agent.connected && cohortBucket(rollout.id, agent.id) < threshold).length;
 }
 
 /** Samples whose whole window lies in [since, until). */

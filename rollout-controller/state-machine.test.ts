@@ -45,6 +45,7 @@ function seen(now: number, candidate: TrafficWindow, extra: Partial<Observation>
     burnShort: candidate,
     burnLong: candidate,
     nacks: { count: 0 },
+    cohortAgents: 1,
     ...extra,
   };
 }
@@ -102,6 +103,21 @@ describe("rollout state machine", () => {
       ).toBe(true);
     }
     expect(step(rollout, seen(T0 + 10 * 60_000, traffic(100))).transition?.to).toBe("running");
+  });
+
+  it("moves a baked stage whose cohort holds no connected agent on, but never the last stage", () => {
+    const rollout = runningAt(0);
+    const empty = { cohortAgents: 0 };
+    expect(step(rollout, seen(T0 + 59_999, traffic(0), empty)).transition).toBeUndefined();
+    const moved = step(rollout, seen(T0 + 60_000, traffic(0), empty));
+    expect(moved.transition).toMatchObject({ from: "running", to: "running", fromStage: 0, toStage: 1 });
+    expect(moved.transition?.reason).toEqual({ kind: "empty_stage" });
+    // An agent in the cohort and no traffic: it waits, as ever.
+    expect(step(rollout, seen(T0 + 60_000, traffic(0), { cohortAgents: 1 })).transition).toBeUndefined();
+    // A failing gate still rolls back, agents or not.
+    expect(step(rollout, seen(T0 + 60_000, traffic(1_000, 300), empty)).rollout.phase).toBe("rolled_back");
+    const last = runningAt(2);
+    expect(step(last, seen(T0 + 10 * 60_000, traffic(0), empty)).transition).toBeUndefined();
   });
 
   it("promotes on traffic alone when the plan has no gates, but still not on silence", () => {

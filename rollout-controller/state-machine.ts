@@ -11,7 +11,11 @@
  *                       paused ──abort──▶ aborted    (abort / rollback from any live phase)
  *
  * A stage promotes only after its bake time, with every health gate passing on enough
- * candidate traffic; "inconclusive" keeps it baking. A failed gate or burn rate rolls back at
+ * candidate traffic; "inconclusive" keeps it baking. A stage whose cohort holds none of the
+ * fleet's connected agents (three agents at 1% usually draw none) and saw no candidate traffic
+ * exposes nobody and has nothing to judge: it moves on once baked rather than wait for traffic
+ * that cannot come.
+ * The last stage, the whole fleet, is always judged. A failed gate or burn rate rolls back at
  * once, without waiting for the bake to end. Paused time does not count as baking.
  */
 import { RolloutError, RolloutErrorCode } from "./errors.js";
@@ -58,6 +62,7 @@ export type Command =
 export type TransitionReason =
   | { readonly kind: "started" }
   | { readonly kind: "bake_complete"; readonly checks: readonly CheckResult[] }
+  | { readonly kind: "empty_stage" }
   | { readonly kind: "check_failed"; readonly check: CheckResult }
   | { readonly kind: "nack"; readonly nacks: number; readonly agentId?: string; readonly detail?: string }
   | {
@@ -88,6 +93,8 @@ export interface Observation {
   readonly burnLong: TrafficWindow;
   /** Agents of the fleet that refused the candidate, with the most recent one. */
   readonly nacks: { readonly count: number; readonly agentId?: string; readonly detail?: string };
+  /** Connected agents of the fleet in the current stage's cohort. */
+  readonly cohortAgents: number;
 }
 
 export interface Step {
@@ -183,6 +190,9 @@ export function step(rollout: Rollout, seen: Observation): Step {
     };
 
   const remaining = bakeRemainingMs(rollout, now);
+  const last = rollout.stage === rollout.plan.stages.length - 1;
+  if (remaining === 0 && seen.cohortAgents === 0 && seen.candidate.requests === 0 && !last)
+    return { ...moved(rollout, advance(rollout, false, now), { kind: "empty_stage" }, now), checks };
   const enoughTraffic = seen.candidate.requests >= stage.minRequests;
   const conclusive = checks.every((check) => check.check === "burn_rate" || check.verdict === "pass");
   if (remaining > 0 || !enoughTraffic || !conclusive) return unchanged(rollout, checks, now);

@@ -94,6 +94,7 @@ for (const target of TEST_TARGETS) {
         burnShort: traffic(0),
         burnLong: traffic(0),
         nacks: { count: 0 },
+        cohortAgents: 1,
       });
       const saved = await store.rollouts.save(created, started, "controller");
       expect(saved).toMatchObject({

@@ -13,7 +13,6 @@ import { type AuthorityHandle, startAuthority } from "../../authority/main.js";
 import { authenticate, issueToken } from "../../authority/tokens.js";
 import { type DistributorHandle, startDistributor } from "../../services/distributor/main.js";
 import { createLogger } from "../../services/telemetry/logger.js";
-import { type CohortGuard, startCohortGuard } from "./cohort-guard.js";
 import { type DemoFiles, demoFiles, demoPlan } from "./demo-configs.js";
 import { DEMO_FLEET, ensureDemoFleet } from "./demo-fleet.js";
 import { type DemoTraffic, startDemoTraffic } from "./demo-traffic.js";
@@ -167,14 +166,6 @@ export async function startDevSystem(options: DevOptions): Promise<DevSystem> {
 
     const traffic: DemoTraffic = startDemoTraffic(() => views.map((view) => view.url), options.rate);
     closers.push(() => traffic.stop());
-    const guard: CohortGuard = startCohortGuard({
-      server: authority.url,
-      token,
-      fleet: DEMO_FLEET,
-      agentIds: agents.map((agent) => agent.id),
-      say: options.say,
-    });
-    closers.push(() => guard.stop());
 
     let closing: Promise<void> | undefined;
     return {
