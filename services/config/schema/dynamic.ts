@@ -162,7 +162,11 @@ export const RouteSchema = strict({
   id: id().describe("Unique route id, used in metrics, logs and diffs"),
   host: hostPattern().optional().describe("Exact, *.wildcard or anchored regex; absent matches any host"),
   path: routePath().optional().describe("Exact path"),
-  path_prefix: routePath().optional().describe("Path prefix, matched on whole segments"),
+  path_prefix: routePath()
+    .optional()
+    .describe(
+      "Path prefix of the normalized path, a plain string prefix as Envoy's: /api matches /api/x and /apix (end it with / for whole segments)",
+    ),
   path_regex: regex().optional().describe("Regular expression the whole path must match"),
   methods: methodList().optional().describe("Methods matched (default: any)"),
   headers: headerMap(ValueMatchSchema)
