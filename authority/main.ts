@@ -44,6 +44,22 @@ export interface AuthorityHandle {
   close(): Promise<void>;
 }
 
+/** How long in-flight API requests get to finish at close before their connections are cut. */
+const API_CLOSE_GRACE_MS = 5_000;
+
+/**
+ * Closes the API: no new requests, in-flight ones finish, then any connection still open
+ * (a client's kept-alive socket the server cannot tell is idle) is cut, so a stop never hangs.
+ */
+async function closeApi(app: FastifyInstance): Promise<void> {
+  const force = setTimeout(() => app.server.closeAllConnections(), API_CLOSE_GRACE_MS);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(force);
+  }
+}
+
 /** The audit log's name for the authority acting on its own (at start). */
 const SYSTEM_ACTOR = "system:authority";
 
@@ -60,7 +76,7 @@ export async function startAuthority(
   const release = async () => {
     await controller?.close();
     await feed?.close();
-    await app?.close();
+    if (app) await closeApi(app);
     await unsubscribe?.();
     await database.close();
   };
