@@ -1,4 +1,5 @@
 import { type ClientDuplexStream, credentials, status } from "@grpc/grpc-js";
+import { sql } from "kysely";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   type AuthorityDownstream,
@@ -184,6 +185,29 @@ for (const target of TEST_TARGETS) {
         await feed.until(1);
         await other.submitBundle("web", "sha-3", async (v) => built(v));
         await other.promoteStable("web", 3, "alice");
+        const received = await feed.until(3);
+        expect(received.slice(1)).toMatchObject([
+          { $case: "bundle", value: { version: 3 } },
+          { $case: "fleetState", value: { stableVersion: 3, generation: 3 } },
+        ]);
+      },
+    );
+
+    // Only Postgres delivers NOTIFY over a connection that can drop; PGlite's stay in the process.
+    it.runIf(target.dialect === "postgres")(
+      "sends a state changed while its LISTEN connection was down once it listens again",
+      async () => {
+        const feed = distributor();
+        feed.subscribe([{ fleet: "web", latestBundleVersion: 2, fleetStateGeneration: 2 }]);
+        await feed.until(1);
+        const killed = await sql<{ killed: boolean }>`
+          select pg_terminate_backend(pid) as killed from pg_stat_activity
+          where query like ${`LISTEN "${test.options.schema}\\_\\_%`}
+        `.execute(test.database.db);
+        expect(killed.rows).toEqual([{ killed: true }]);
+        // Committed before the listener reconnects (1 s later): their NOTIFYs reach no one.
+        await submit("web", "sha-3");
+        await store.promoteStable("web", 3, "alice");
         const received = await feed.until(3);
         expect(received.slice(1)).toMatchObject([
           { $case: "bundle", value: { version: 3 } },

@@ -90,9 +90,20 @@ export class AuthorityFeedServer implements FeedSessionHost {
       await this.store.onBundleCreated((event) => {
         for (const session of this.#sessions) session.bundleCreated(event);
       }),
-      await this.store.onFleetStateChanged((event) => {
-        for (const session of this.#sessions) session.fleetStateChanged(event);
-      }),
+      await this.store.onFleetStateChanged(
+        (event) => {
+          for (const session of this.#sessions) session.fleetStateChanged(event);
+        },
+        () => {
+          // A state changed while no announcement could come would otherwise reach no
+          // distributor until it resubscribes.
+          this.logger.info(
+            { event: "feed_resync", sessions: this.#sessions.size },
+            "store announcements resumed: sending every distributor what changed meanwhile",
+          );
+          for (const session of this.#sessions) session.resync();
+        },
+      ),
     );
     const port = await new Promise<number>((resolve, reject) =>
       this.#grpc.bindAsync(address, credentials, (error, bound) => (error ? reject(error) : resolve(bound))),

@@ -94,6 +94,17 @@ export class FeedSession {
     if (this.#subscription !== undefined) this.#step(() => this.#sendState(event.fleet));
   }
 
+  /**
+   * Announcements may have been lost: every fleet's state is read again and sent where it is
+   * newer than what this stream sent, with the bundles it names; nothing when nothing changed.
+   */
+  resync(): void {
+    if (this.#subscription === undefined) return;
+    this.#step(async () => {
+      for (const fleet of await this.#host.store.listFleets()) await this.#sendState(fleet.name);
+    });
+  }
+
   /** Liveness; only once caught up, so a heartbeat never comes before SyncComplete. */
   heartbeat(): void {
     if (this.#synced && !this.#over) this.#call.write(heartbeatMessage(this.#host.now()));

@@ -195,6 +195,26 @@ describe.skipIf(postgres?.skip ?? true)("Postgres", () => {
     expect(heard[0]).toMatch(/^after-\d+$/);
   });
 
+  it("tells the subscriber when it listens again after a drop, for what was sent meanwhile", async () => {
+    const schema = unique();
+    const listener = await open(schema, { reconnectDelayMs: 50 });
+    const sender = await open(schema);
+    let resumed = 0;
+    await listener.listen(
+      "ping",
+      () => undefined,
+      () => resumed++,
+    );
+    expect(resumed).toBe(0);
+
+    const killed = await sql<{ killed: boolean }>`
+      select pg_terminate_backend(pid) as killed from pg_stat_activity
+      where query = ${`LISTEN "${schema}__ping"`}
+    `.execute(sender.db);
+    expect(killed.rows).toEqual([{ killed: true }]);
+    await expect.poll(() => resumed, { timeout: 5000, interval: 50 }).toBe(1);
+  });
+
   it("applies migrations once when two replicas start together", async () => {
     const schema = unique();
     const [a, b] = await Promise.all([open(schema), open(schema)]);

@@ -33,8 +33,16 @@ export type Dialect = "postgres" | "pglite";
 export interface Database {
   readonly db: Kysely<Tables>;
   readonly dialect: Dialect;
-  /** Resolves once subscribed; the result unsubscribes. Payloads arrive after the sender commits. */
-  listen(channel: string, fn: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Resolves once subscribed; the result unsubscribes. Payloads arrive after the sender commits.
+   * Postgres loses those sent while the LISTEN connection is down: `onResumed` is called once
+   * it listens again, for the subscriber to read what it may have missed.
+   */
+  listen(
+    channel: string,
+    fn: (payload: string) => void,
+    onResumed?: () => void,
+  ): Promise<() => Promise<void>>;
   /** Sent when `executor`'s transaction commits (at once without one); dropped on rollback. */
   notify(channel: string, payload: string, executor?: Kysely<Tables>): Promise<void>;
   /** Idempotent. */
@@ -45,7 +53,11 @@ export interface Database {
 export interface DatabaseBackend {
   readonly db: Kysely<Tables>;
   readonly dialect: Dialect;
-  listen(channel: string, fn: (payload: string) => void): Promise<() => Promise<void>>;
+  listen(
+    channel: string,
+    fn: (payload: string) => void,
+    onResumed?: () => void,
+  ): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -92,8 +104,12 @@ class ScopedDatabase implements Database {
     this.#prefix = schema ? `${schema}__` : "";
   }
 
-  async listen(channel: string, fn: (payload: string) => void): Promise<() => Promise<void>> {
-    const unlisten = await this.#backend.listen(this.#scoped(channel), fn);
+  async listen(
+    channel: string,
+    fn: (payload: string) => void,
+    onResumed?: () => void,
+  ): Promise<() => Promise<void>> {
+    const unlisten = await this.#backend.listen(this.#scoped(channel), fn, onResumed);
     return async () => {
       if (!this.#closing) await unlisten();
     };

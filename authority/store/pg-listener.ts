@@ -3,7 +3,8 @@
  * subscription with it), so notifications come over one dedicated pg.Client per Database,
  * shared by every channel. When that connection drops it is reopened after `reconnectDelayMs`
  * and every channel listened to again; notifications sent while it was down are lost, so a
- * subscriber treats a notification as a hint to read, never as the data.
+ * subscriber treats a notification as a hint to read, never as the data, and is told (its
+ * `onResumed`) when the LISTEN is back after a drop, to read what it may have missed.
  */
 import pg from "pg";
 
@@ -18,6 +19,9 @@ export class PgListener {
   readonly #config: pg.ClientConfig;
   readonly #reconnectDelayMs: number;
   readonly #handlers = new Map<string, Set<NotificationHandler>>();
+  readonly #resumed = new Set<() => void>();
+  /** The connection dropped since the last one was opened: the next one tells #resumed. */
+  #dropped = false;
   #client: pg.Client | undefined;
   #connecting: Promise<pg.Client> | undefined;
   #retry: NodeJS.Timeout | undefined;
@@ -28,23 +32,35 @@ export class PgListener {
     this.#reconnectDelayMs = options.reconnectDelayMs ?? 1000;
   }
 
-  /** Resolves once the LISTEN is in place; the result unsubscribes `fn`. */
-  async listen(channel: string, fn: NotificationHandler): Promise<() => Promise<void>> {
+  /**
+   * Resolves once the LISTEN is in place; the result unsubscribes `fn`. `onResumed` is called
+   * each time the LISTEN is back after its connection dropped.
+   */
+  async listen(
+    channel: string,
+    fn: NotificationHandler,
+    onResumed?: () => void,
+  ): Promise<() => Promise<void>> {
     let handlers = this.#handlers.get(channel);
     if (!handlers) {
       handlers = new Set();
       this.#handlers.set(channel, handlers);
     }
     handlers.add(fn);
+    // Its own function per call, so one subscriber's unsubscribe never removes another's.
+    const resumed = onResumed === undefined ? undefined : () => onResumed();
+    if (resumed) this.#resumed.add(resumed);
     try {
       // A reconnect racing this call may LISTEN the channel too; LISTEN is idempotent.
       const client = await this.#connect();
       await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
     } catch (error) {
+      if (resumed) this.#resumed.delete(resumed);
       this.#remove(channel, fn);
       throw error;
     }
     return async () => {
+      if (resumed) this.#resumed.delete(resumed);
       if (!this.#remove(channel, fn)) return;
       await this.#client?.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
     };
@@ -96,6 +112,14 @@ export class PgListener {
       throw new Error("the listener is closed");
     }
     this.#client = client;
+    if (this.#dropped) {
+      this.#dropped = false;
+      for (const fn of this.#resumed) {
+        try {
+          fn();
+        } catch {}
+      }
+    }
     return client;
   }
 
@@ -113,6 +137,7 @@ export class PgListener {
   #lost(client: pg.Client): void {
     if (this.#client !== client) return;
     this.#client = undefined;
+    this.#dropped = true;
     client.end().catch(() => undefined);
     this.#scheduleReconnect();
   }

@@ -45,7 +45,7 @@ export async function openPostgres(options: PostgresBackendOptions): Promise<Dat
   return {
     db,
     dialect: "postgres",
-    listen: (channel, fn) => listener.listen(channel, fn),
+    listen: (channel, fn, onResumed) => listener.listen(channel, fn, onResumed),
     async close() {
       await listener.close();
       await db.destroy();

@@ -745,11 +745,6 @@ export class AuthorityStore {
     });
   }
 
-  /**
-   * Calls `fn` for every fleet state change made by any process on this database, once its
-   * transaction has committed: a hint to read the state, which may have moved on since.
-   * Resolves once subscribed; the result unsubscribes.
-   */
   /** Every rollout created or changed, in any replica; the payload names it, read it for the rest. */
   onRolloutChanged(fn: (event: RolloutChangedEvent) => void): Promise<() => Promise<void>> {
     return this.#database.listen(ROLLOUT_CHANNEL, (payload) => {
@@ -758,11 +753,25 @@ export class AuthorityStore {
     });
   }
 
-  onFleetStateChanged(fn: (event: FleetStateChangedEvent) => void): Promise<() => Promise<void>> {
-    return this.#database.listen(FLEET_STATE_CHANNEL, (payload) => {
-      const event = parseFleetStateEvent(payload);
-      if (event) fn(event);
-    });
+  /**
+   * Calls `fn` for every fleet state change made by any process on this database, once its
+   * transaction has committed: a hint to read the state, which may have moved on since.
+   * Changes made while Postgres could not deliver them are not announced: `onMissed` is called
+   * once it can again, for the subscriber to read every state. Resolves once subscribed; the
+   * result unsubscribes.
+   */
+  onFleetStateChanged(
+    fn: (event: FleetStateChangedEvent) => void,
+    onMissed?: () => void,
+  ): Promise<() => Promise<void>> {
+    return this.#database.listen(
+      FLEET_STATE_CHANNEL,
+      (payload) => {
+        const event = parseFleetStateEvent(payload);
+        if (event) fn(event);
+      },
+      onMissed,
+    );
   }
 
   /**
