@@ -4,7 +4,7 @@
  * a silent authority left for the next, the last health sent on close. The client against the
  * real authority is in test/distributor/feed-client.test.ts.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Server, ServerCredentials, type ServerDuplexStream } from "@grpc/grpc-js";
@@ -131,6 +131,7 @@ async function setup(
   cache: DiskCache;
   lines: string[];
   key: Awaited<ReturnType<typeof newSigningKey>>;
+  dir: string;
 }> {
   const dir = await mkdtemp(join(tmpdir(), "coherent-feed-client-"));
   const key = await newSigningKey();
@@ -152,7 +153,7 @@ async function setup(
     await client.close();
     await rm(dir, { recursive: true, force: true });
   });
-  return { client, cache, lines, key };
+  return { client, cache, lines, key, dir };
 }
 
 describe("AuthorityClient", () => {
@@ -178,6 +179,39 @@ describe("AuthorityClient", () => {
     call.write({ kind: { $case: "fleetState", value: fleetState({ stableVersion: 2, generation: 2 }) } });
     await eventually(() => cache.state("edge")?.generation === 2, "the new state");
     expect(cache.bundle("edge", 2)?.version).toBe(2);
+  });
+
+  it("asks again for a bundle its cache could not write, applying nothing after it on that stream", async () => {
+    const feed = new BareFeed();
+    cleanups.push(() => feed.close());
+    const address = await feed.listen();
+    const { client, cache, key, lines, dir } = await setup([address]);
+    await cache.putBundle(await signedBundle(key, 1));
+    await cache.putState(fleetState({ stableVersion: 1, generation: 1 }));
+    client.start();
+    await eventually(() => client.synced, "SyncComplete");
+    // A non-empty directory where v2's file goes: its write fails, as on a full disk.
+    const blocked = join(dir, "bundles", "fleet=edge", "2.jws");
+    await mkdir(join(blocked, "in-the-way"), { recursive: true });
+
+    const first = feed.calls[0] as Call;
+    first.write({ kind: { $case: "bundle", value: await signedBundle(key, 2) } });
+    first.write({ kind: { $case: "fleetState", value: fleetState({ stableVersion: 2, generation: 2 }) } });
+    await eventually(() => feed.of(1, "subscribe").length === 1, "a new Subscribe");
+    expect(lines.some((line) => line.includes('"event":"bundle_not_cached"'))).toBe(true);
+    // The state naming the missing bundle was held back, so the authority sends both again.
+    expect(cache.state("edge")?.generation).toBe(1);
+    expect(feed.of(1, "subscribe")[0]?.knownFleets).toEqual([
+      { fleet: "edge", latestBundleVersion: 1, fleetStateGeneration: 1 },
+    ]);
+
+    await rm(blocked, { recursive: true });
+    const second = feed.calls[1] as Call;
+    second.write({ kind: { $case: "bundle", value: await signedBundle(key, 2) } });
+    second.write({ kind: { $case: "fleetState", value: fleetState({ stableVersion: 2, generation: 2 }) } });
+    await eventually(() => cache.state("edge")?.generation === 2, "the state after the bundle");
+    expect(cache.bundle("edge", 2)?.version).toBe(2);
+    expect(feed.streams).toHaveLength(2);
   });
 
   it("queues statuses coalesced by agent and health up to its bound while no authority answers", async () => {

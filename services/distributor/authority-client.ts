@@ -7,6 +7,10 @@
  * - each Bundle goes to DiskCache.putBundle, which verifies it (a refused bundle is logged
  *   and never cached), each FleetState to putState, in the order they came; SyncComplete,
  *   once everything before it is applied, makes the distributor ready;
+ * - a bundle that verified but could not be written (a full disk) ends the stream, and what
+ *   came after it on that stream is not applied: the state naming it would claim a bundle the
+ *   cache lacks, and the authority sends nothing it believes held. The next Subscribe, after
+ *   the backoff, lists the cache as it is, so the bundle and its state come again;
  * - once the authority has answered (its first message), every agent status this
  *   distributor knows goes up, then whatever health and status changes were queued;
  * - heartbeats when there is nothing else to send; a silent authority is left for the next.
@@ -38,6 +42,7 @@ import { MAX_BUNDLE_MESSAGE_BYTES } from "../bundle/index.js";
 import { Backoff } from "../net/backoff.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { DiskCache } from "./disk-cache.js";
+import { DistributorError, DistributorErrorCode } from "./errors.js";
 import type { HealthSink } from "./fleet-source.js";
 import type { DistributorMetrics } from "./metrics.js";
 
@@ -232,6 +237,8 @@ export class AuthorityClient implements HealthSink {
     let lastReceived = this.#now();
     let synced = false;
     let ended = false;
+    /** A bundle of this stream could not be cached: nothing after it on the stream is applied. */
+    let unwritten = false;
     // Downstream messages are applied one at a time, in order: a state after its bundles.
     let applying: Promise<void> = Promise.resolve();
 
@@ -274,8 +281,13 @@ export class AuthorityClient implements HealthSink {
         const kind = message.kind;
         if (kind === undefined || kind.$case === "heartbeat") return;
         applying = applying.then(async () => {
-          if (kind.$case === "bundle") await this.#putBundle(kind.value, address);
-          else if (kind.$case === "fleetState") await this.#putState(kind.value, address);
+          if (unwritten) return;
+          if (kind.$case === "bundle") {
+            if (!(await this.#putBundle(kind.value, address))) {
+              unwritten = true;
+              finish();
+            }
+          } else if (kind.$case === "fleetState") await this.#putState(kind.value, address);
           else {
             synced = true;
             this.#syncComplete(address);
@@ -324,10 +336,25 @@ export class AuthorityClient implements HealthSink {
     this.#pump();
   }
 
-  async #putBundle(bundle: Bundle, address: string): Promise<void> {
+  /** False when the bundle verified but could not be written: the stream must be given up. */
+  async #putBundle(bundle: Bundle, address: string): Promise<boolean> {
     try {
       await this.#options.cache.putBundle(bundle);
+      return true;
     } catch (error) {
+      if (error instanceof DistributorError && error.code === DistributorErrorCode.CacheWriteFailed) {
+        this.#logger.error(
+          {
+            event: "bundle_not_cached",
+            authority: address,
+            fleet: bundle.fleet,
+            version: bundle.version,
+            err: error.message,
+          },
+          "bundle not written to the cache: subscribing again to get it",
+        );
+        return false;
+      }
       this.#options.metrics?.bundlesRefused.inc();
       this.#logger.error(
         {
@@ -340,6 +367,7 @@ export class AuthorityClient implements HealthSink {
         },
         "bundle refused: not cached, not served",
       );
+      return true;
     }
   }
 

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -83,6 +83,22 @@ describe("DiskCache", () => {
     expect(reopened.bundle("edge", 1)?.version).toBe(1);
     expect(reopened.bundle("edge", 2)).toBeUndefined();
     expect(invalid).toEqual([join(fleetDir, "2.jws")]);
+  });
+
+  it("tells a bundle it could not write from a refused one, and serves it no more than a refused one", async () => {
+    const cache = await DiskCache.open({ dir, keyring });
+    await cache.putBundle(await signedBundle(key, 1));
+    const fleetDir = join(dir, "bundles", "fleet=edge");
+    // A non-empty directory where the file goes: the rename fails as a full disk's write would.
+    await mkdir(join(fleetDir, "2.jws", "in-the-way"), { recursive: true });
+    expect(await codeOf(cache.putBundle(await signedBundle(key, 2)))).toBe("cache_write_failed");
+    expect(cache.bundle("edge", 2)).toBeUndefined();
+    expect(cache.knownFleets()).toEqual([{ fleet: "edge", latestBundleVersion: 1, fleetStateGeneration: 0 }]);
+    expect((await readdir(fleetDir)).sort()).toEqual(["1.jws", "2.jws"]);
+
+    await rm(join(fleetDir, "2.jws"), { recursive: true });
+    await cache.putBundle(await signedBundle(key, 2));
+    expect(cache.bundle("edge", 2)?.version).toBe(2);
   });
 
   it("keeps any fleet name inside its directory", async () => {

@@ -69,7 +69,8 @@ export class DiskCache implements FleetSource {
   /**
    * Verifies the bundle (signature, trusted key, fleet, config hash, without decoding the
    * config), writes it, then serves it. Throws a BundleError or DistributorError when it is
-   * refused; nothing is written then.
+   * refused; nothing is written then. A write that fails throws DistributorError
+   * `cache_write_failed`, and the bundle is not served either.
    */
   async putBundle(bundle: Bundle): Promise<void> {
     const checked = await this.#verified(bundle.signedBundle.toString("latin1"), bundle.fleet);
@@ -79,7 +80,15 @@ export class DiskCache implements FleetSource {
         `bundle hints (version ${bundle.version}, ${bundle.contentSha256}) disagree with its signed payload (version ${checked.version}, ${checked.contentSha256})`,
       );
     }
-    await this.#write(this.#bundlePath(bundle.fleet, bundle.version), bundle.signedBundle);
+    const path = this.#bundlePath(bundle.fleet, bundle.version);
+    try {
+      await this.#write(path, bundle.signedBundle);
+    } catch (error) {
+      throw new DistributorError(
+        DistributorErrorCode.CacheWriteFailed,
+        `bundle ${bundle.fleet} v${bundle.version} verified but not written to ${path}: ${(error as Error).message}`,
+      );
+    }
     this.#memory.putBundle(checked);
   }
 
@@ -167,16 +176,17 @@ function fleetOf(dir: string): string | undefined {
 async function writeAtomic(path: string, data: Buffer): Promise<void> {
   await mkdir(join(path, ".."), { recursive: true });
   const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-  const handle = await open(tmp, "w");
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
+    const handle = await open(tmp, "w");
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await rename(tmp, path);
   } catch (error) {
+    // A part written before the disk filled up would otherwise keep it full.
     await rm(tmp, { force: true });
     throw error;
   }
