@@ -211,10 +211,15 @@ export class ClusterPrimary implements ConfigTarget {
   #ask(worker: Worker, request: Request): Promise<unknown> {
     const id = ++this.#nextId;
     return new Promise((resolve, reject) => {
-      this.#replies.set(id, resolve);
-      worker.once("exit", () => {
+      const exited = () => {
         if (this.#replies.delete(id)) reject(new Error("the worker exited before answering"));
+      };
+      // Removed with the answer: a worker lives for many requests, its exit listeners must not pile up.
+      this.#replies.set(id, (value) => {
+        worker.off("exit", exited);
+        resolve(value);
       });
+      worker.once("exit", exited);
       this.#send(worker, { ...request, id });
     });
   }

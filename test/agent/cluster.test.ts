@@ -93,6 +93,14 @@ describe("a cluster of workers", () => {
     expect((await scrape()) - before).toBe(12);
   });
 
+  it("answers many admin requests without piling listeners on its workers", async () => {
+    // Node warns once more than 10 listeners of one event sit on a worker.
+    for (let i = 0; i < 15; i++) expect((await agent.admin("GET", "/api/v2/listeners")).status).toBe(200);
+    expect(agent.lines.filter((l) => String(l.raw ?? "").includes("MaxListenersExceededWarning"))).toEqual(
+      [],
+    );
+  });
+
   it("replaces a worker that dies and gives it the current config", async () => {
     const listening = agent.lines.filter((l) => l.msg === "listening");
     const victim = Number(listening[0]?.pid);
