@@ -29,6 +29,7 @@ import {
 import { steadyLoad } from "../e2e/support/load.js";
 import { type ManagedAgent, routesTo, startManagedAgent } from "../e2e/support/managed-agent.js";
 import { stopAll, waitUntil } from "../e2e/support/processes.js";
+import { reportReliability } from "../support/reliability.js";
 import { startUpstream, type Upstream } from "../support/upstream.js";
 
 const FLEET = "edge";
@@ -141,6 +142,19 @@ describe("distribution under faults", { timeout: 60_000 }, () => {
     console.log(
       `faults: after SIGKILL of d1, its agents reconnected to d2 in ${reconnectMs.join(" and ")} ms; ${result.sent} requests through them meanwhile, ${result.failures.length} failed`,
     );
+    reportReliability({
+      suite: "fault",
+      scenario: "distributor SIGKILL",
+      loadHeld: "2 agents, one request each every 20 ms",
+      faultsInjected: 1,
+      badInputsTried: 0,
+      requestsSent: result.sent,
+      requestsFailed: result.failures.length,
+      // Nothing new was submitted: the agents stay on the version they run, nothing re-pushed.
+      bundlesLost: 0,
+      convergenceMs: Math.max(...reconnectMs),
+      notes: "agents moved to the other distributor on their version",
+    });
 
     expect(result.failures).toEqual([]);
     expect(result.sent).toBeGreaterThan(20);
