@@ -14,7 +14,7 @@
 import cluster, { type Worker } from "node:cluster";
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from "prom-client";
 import type { VersionHealth } from "../../proto/coherent/v1/distribution.js";
-import { contentHash, type DynamicConfig } from "../../services/config/index.js";
+import { contentHash, type DynamicConfig, diffConfigs } from "../../services/config/index.js";
 import type { Logger } from "../../services/telemetry/logger.js";
 import { HealthRecorder } from "../control/health-recorder.js";
 import type { BoundListener } from "../listener/listener-manager.js";
@@ -128,10 +128,18 @@ export class ClusterPrimary implements ConfigTarget {
     const results = await this.#applyEverywhere(config, source, sequence, bundleVersion);
     const rejected = results.find((r) => r.status === "rejected");
     if (!rejected) {
-      this.#history.record(sequence, hash, config, source);
+      const entry = this.#history.record(sequence, hash, config, source);
       this.#bundleVersion = bundleVersion;
       this.#metrics.configReloads.labels("applied").inc();
-      return results.find((r) => r.status === "applied") ?? (results[0] as ApplyResult);
+      // No worker answered when every one died meanwhile: the config was validated, and their
+      // replacements start on it (#replace), so it counts as applied.
+      return (
+        results.find((r) => r.status === "applied") ?? {
+          status: "applied",
+          version: entry.version,
+          changes: current ? diffConfigs(current.config, config) : [],
+        }
+      );
     }
     this.#metrics.configReloads.labels("rejected").inc();
     // Workers apply the same config the same way, so they agree; should one have applied it
@@ -149,18 +157,24 @@ export class ClusterPrimary implements ConfigTarget {
     return rejected;
   }
 
-  #applyEverywhere(
+  /** The answers of the workers that lived through the apply; one that died is replaced (#replace). */
+  async #applyEverywhere(
     config: DynamicConfig,
     source: string,
     sequence: number,
     bundleVersion: number,
   ): Promise<ApplyResult[]> {
-    return Promise.all(
-      [...this.#workers].map(
-        (w) =>
-          this.#ask(w, { type: "apply", config, source, sequence, bundleVersion }) as Promise<ApplyResult>,
+    const answers = await Promise.all(
+      [...this.#workers].map((w) =>
+        (
+          this.#ask(w, { type: "apply", config, source, sequence, bundleVersion }) as Promise<ApplyResult>
+        ).catch((error: unknown) => {
+          if (error instanceof WorkerExited) return undefined;
+          throw error;
+        }),
       ),
     );
+    return answers.filter((answer) => answer !== undefined);
   }
 
   async #fork(): Promise<void> {
@@ -186,9 +200,12 @@ export class ClusterPrimary implements ConfigTarget {
 
   async #replace(): Promise<void> {
     await this.#fork();
-    const current = this.#history.latest;
     const [worker] = [...this.#workers].slice(-1);
-    if (current && worker) {
+    // Queued behind any apply in flight, which did not include this worker: it then gets the
+    // config that apply recorded, not the one before it.
+    const run = this.#queue.then(async () => {
+      const current = this.#history.latest;
+      if (!current || !worker || !this.#workers.has(worker)) return;
       await this.#ask(worker, {
         type: "apply",
         config: current.config,
@@ -196,7 +213,9 @@ export class ClusterPrimary implements ConfigTarget {
         sequence: current.sequence,
         bundleVersion: this.#bundleVersion,
       });
-    }
+    });
+    this.#queue = run.catch(() => undefined);
+    await run;
   }
 
   #addHealth(worker: Worker, versions: VersionHealth[]): void {
@@ -212,7 +231,7 @@ export class ClusterPrimary implements ConfigTarget {
     const id = ++this.#nextId;
     return new Promise((resolve, reject) => {
       const exited = () => {
-        if (this.#replies.delete(id)) reject(new Error("the worker exited before answering"));
+        if (this.#replies.delete(id)) reject(new WorkerExited());
       };
       // Removed with the answer: a worker lives for many requests, its exit listeners must not pile up.
       this.#replies.set(id, (value) => {
@@ -226,6 +245,13 @@ export class ClusterPrimary implements ConfigTarget {
 
   #send(worker: Worker, message: ToWorker): void {
     if (worker.isConnected()) worker.send(message);
+  }
+}
+
+class WorkerExited extends Error {
+  constructor() {
+    super("the worker exited before answering");
+    this.name = "WorkerExited";
   }
 }
 

@@ -110,7 +110,45 @@ describe("a cluster of workers", () => {
     expect(await servedBy(20)).toEqual(new Set(["b"]));
   });
 
+  it("applies a config while every worker dies, and their replacements serve it", async () => {
+    const before = agent.lines.filter(
+      (l) => l.msg === "config applied" && l.source === "worker restart",
+    ).length;
+    const workers = new Set(agent.lines.filter((l) => l.msg === "listening").map((l) => Number(l.pid)));
+    for (const pid of workers) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // A worker an earlier test replaced is gone already.
+      }
+    }
+    const { status, body } = await agent.admin("POST", "/api/v2/config/apply", {
+      config: configFor(a.address),
+    });
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ version: expect.stringMatching(/^\d+-/) });
+    await waitFor(
+      () =>
+        agent.lines.filter((l) => l.msg === "config applied" && l.source === "worker restart").length >=
+        before + 2,
+    );
+    // With every worker gone the shared socket closed; port 0 gives the new ones another port.
+    base = `http://127.0.0.1:${await agent.port(LISTENER)}`;
+    expect(await servedBy(20)).toEqual(new Set(["a"]));
+    expect((await agent.admin("GET", "/api/v2/config/current")).body).toMatchObject({
+      version: (body as { version: string }).version,
+    });
+  });
+
   it("stops every worker on SIGTERM and exits 0", async () => {
     expect(await agent.stop("SIGTERM")).toBe(0);
   });
 });
+
+async function waitFor(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
