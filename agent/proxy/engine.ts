@@ -30,7 +30,7 @@ import { type AccessLog, isoNow } from "../observability/access-log.js";
 import type { RequestTrace, Tracing } from "../observability/tracing.js";
 import type { CircuitBreaker } from "../resilience/circuit-breaker.js";
 import type { ConcurrencyLimiter } from "../resilience/concurrency-limiter.js";
-import { hostOf, normalizePath } from "../router/normalize-path.js";
+import { hasDuplicateHost, hostOf, normalizePath } from "../router/normalize-path.js";
 import type { CompiledRoute, RouteTarget, Snapshot } from "../snapshot/snapshot.js";
 import { choosePool, type RequestFacts, type TrafficVariant } from "../traffic/traffic-plan.js";
 import type { PoolRuntime } from "../upstream/upstream-registry.js";
@@ -508,7 +508,7 @@ export function routeRequest(
   method: string,
 ): Routed | (ProxyErrorKind & { route?: CompiledRoute }) {
   const target = normalizePath(req.url ?? "");
-  if (!target) return ProxyError.BadRequest;
+  if (!target || hasDuplicateHost(req.rawHeaders)) return ProxyError.BadRequest;
   const index = snapshot
     ? snapshot.router.match({ host, path: target.path, method, headers: req.headers, query: target.query })
     : -1;

@@ -191,3 +191,19 @@ export function hostOf(authority: string | undefined): string {
   }
   return host.toLowerCase();
 }
+
+/**
+ * Whether the request carries more than one Host field line. RFC 9112 §3.2 has the server
+ * refuse it (400): node keeps the first, and a proxy or upstream that kept another would route
+ * the same bytes elsewhere.
+ */
+export function hasDuplicateHost(rawHeaders: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length !== 4 || name.toLowerCase() !== "host") continue;
+    if (seen) return true;
+    seen = true;
+  }
+  return false;
+}
