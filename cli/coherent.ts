@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * coherent: the server-side command line — run the authority or a regional distributor,
- * migrate the authority's database, manage signing keys and bootstrap the first token, working on the database directly. Operators
+ * coherent: the server-side command line — run the whole system on one machine (dev), or the
+ * authority, the rollout controller and regional distributors apart; migrate the authority's
+ * database, manage signing keys and make tokens, working on the database directly. Operators
  * use coherentctl against the API for everything else. Exit codes as coherentctl's
  * (exit-codes.ts): 0 ok, 1 failure, 2 usage.
  */
@@ -18,7 +19,7 @@ import { ExitCode } from "./exit-codes.js";
 function createCoherentProgram(exit: (code: ExitCode) => void): Command {
   const program = new Command("coherent")
     .description(
-      "Run the Coherent authority or a regional distributor; manage the authority's database, signing keys and first token.",
+      "Run Coherent's servers (the whole system on one machine with `dev`, or the authority, the rollout controller and regional distributors apart); manage the authority's database, signing keys and tokens.",
     )
     .addOption(
       new Option(
