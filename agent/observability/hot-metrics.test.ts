@@ -57,6 +57,24 @@ describe("hot metrics", () => {
     );
   });
 
+  it("drop the children a retain refuses, and only those", async () => {
+    const registry = new Registry();
+    const counter = new HotCounter({
+      name: "c_total",
+      help: "c",
+      labelNames: ["route"],
+      registers: [registry],
+    });
+    counter.labels({ route: "kept" }).inc();
+    counter.labels({ route: "gone" }).inc(2);
+    counter.retain((labels) => labels.route !== "gone");
+    const text = await registry.metrics();
+    expect(text).toContain('c_total{route="kept"} 1');
+    expect(text).not.toContain("gone");
+    counter.labels({ route: "gone" }).inc();
+    expect(await registry.metrics()).toContain('c_total{route="gone"} 1');
+  });
+
   it("sum across cluster workers like prom-client's own metrics", async () => {
     const workers = [pair(), pair()];
     workers[0]?.hotHistogram.labels({ route: "a" }).observe(0.05);

@@ -81,6 +81,11 @@ abstract class HotMetric<L extends string, Child> {
     this.#children.clear();
   }
 
+  /** Drops the children whose labels `keep` refuses; a caller that still holds one only loses its counts. */
+  retain(keep: (labels: Labels<L>) => boolean): void {
+    for (const [key, { labels }] of this.#children) if (!keep(labels)) this.#children.delete(key);
+  }
+
   protected abstract createChild(): Child;
   protected abstract export(labels: Labels<L>, child: Child, into: ExportedValue[]): void;
 }

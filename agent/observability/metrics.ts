@@ -235,6 +235,31 @@ export class AgentMetrics {
     }
   }
 
+  /**
+   * Drops the series of routes and pools the active config no longer has, so an agent whose
+   * routes are renamed again and again does not export every name it ever had. A route that
+   * comes back starts from zero, which Prometheus reads as a counter reset.
+   */
+  retain(active: { readonly routes: ReadonlySet<string>; readonly pools: ReadonlySet<string> }): void {
+    const keep = (labels: { route?: string; pool?: string }) =>
+      (labels.route === undefined || active.routes.has(labels.route)) &&
+      (labels.pool === undefined || active.pools.has(labels.pool));
+    for (const metric of [
+      this.requests,
+      this.requestDuration,
+      this.requestSize,
+      this.responseSize,
+      this.errors,
+      this.upstreamRequests,
+      this.upstreamDuration,
+      this.breakerTrips,
+      this.endpointEjections,
+      this.cacheRequests,
+      this.retries,
+    ])
+      metric.retain(keep);
+  }
+
   endpointEjected(pool: string, endpoint: string): void {
     this.endpointEjections.labels({ pool, endpoint }).inc();
   }

@@ -87,6 +87,7 @@ export class AgentRegistries implements Registries {
     for (const pool of snapshot.pools.values()) if (pool.breaker) breakers.add(`pool:${pool.id}`);
     for (const route of snapshot.routes) if (route.breaker) breakers.add(`route:${route.id}`);
     this.breakers.retain(breakers);
+    this.metrics.retain({ routes, pools: new Set(snapshot.pools.keys()) });
     return this.upstreams.retain(snapshot.pools);
   }
 

@@ -134,6 +134,14 @@ describe("the admin API", () => {
     expect(unknown.body).toMatchObject({ error: "unknown_version" });
   });
 
+  it("exports no series of a route the running config no longer has", async () => {
+    // The test above served a request on route "rb", then rolled back to "ra".
+    await servedBy();
+    const metrics = await (await request(`${agent.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/proxy_requests_total\{route="ra",pool="p",status="200"\} [1-9]/);
+    expect(metrics).not.toContain('route="rb"');
+  });
+
   it("shows a pool's endpoints, and 404s an unknown pool", async () => {
     const { status, body } = await agent.admin("GET", "/api/v2/pools/p/health");
     expect(status).toBe(200);
