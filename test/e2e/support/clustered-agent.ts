@@ -5,7 +5,7 @@
  * token, the same log lines, plus the pids of the workers alive now.
  */
 import { execFile } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { request } from "../../support/http.js";
@@ -89,10 +89,15 @@ export async function startClusteredAgent(
       if (pid === undefined) return [];
       // pgrep exits 1 when there is no child: no worker alive.
       const listed = await run("pgrep", ["-P", String(pid)]).catch(() => ({ stdout: "" }));
-      return listed.stdout
+      const children = listed.stdout
         .split("\n")
         .filter((line) => line.trim() !== "")
         .map(Number);
+      // tsx runs esbuild as a child service of the primary too; workers are the node children.
+      const isWorker = async (child: number) =>
+        !(await readFile(`/proc/${child}/cmdline`, "utf8").catch(() => "")).includes("esbuild");
+      const workers = await Promise.all(children.map(isWorker));
+      return children.filter((_, i) => workers[i]);
     },
   };
 }
