@@ -76,6 +76,33 @@ const PLAN = {
   min_requests: 0,
 };
 
+/** A fault scenario's record for the reliability report: three agents under load, no bad input. */
+function recordFault(figures: {
+  readonly scenario: string;
+  readonly faults?: number;
+  readonly result: {
+    readonly sent: number;
+    readonly perSecond: number;
+    readonly failures: readonly unknown[];
+  };
+  readonly lost: readonly unknown[];
+  readonly convergenceMs: number;
+  readonly notes: string;
+}): void {
+  reportReliability({
+    suite: "fault",
+    scenario: figures.scenario,
+    loadHeld: `3 agents, ~${figures.result.perSecond} req/s`,
+    faultsInjected: figures.faults ?? 1,
+    badInputsTried: 0,
+    requestsSent: figures.result.sent,
+    requestsFailed: figures.result.failures.length,
+    bundlesLost: figures.lost.length,
+    convergenceMs: figures.convergenceMs,
+    notes: figures.notes,
+  });
+}
+
 interface RolloutStatus {
   rollout: { id: string; phase: string; stage: { index: number } };
   events: Array<{ from: string; to: string; from_stage: number; to_stage: number; at: string }>;
@@ -356,15 +383,10 @@ describe.skipIf(PG_BIN === undefined && NO_POSTGRES)(
           `d1 and d2 resubscribed ${resubscribed.join(" and ")} ms after; every agent on v${version} ${convergenceMs} ms after the restart; ` +
           `${result.sent} requests (~${result.perSecond}/s), ${result.failures.length} failed; ${lost.length} bundles lost`,
       );
-      reportReliability({
-        suite: "fault",
+      recordFault({
         scenario: "authority SIGKILL and restart",
-        loadHeld: `3 agents, ~${result.perSecond} req/s`,
-        faultsInjected: 1,
-        badInputsTried: 0,
-        requestsSent: result.sent,
-        requestsFailed: result.failures.length,
-        bundlesLost: lost.length,
+        result,
+        lost,
         convergenceMs,
         notes: `down ${downMs} ms; distributors resubscribed ${Math.max(...resubscribed)} ms after the restart`,
       });
@@ -437,15 +459,10 @@ describe.skipIf(PG_BIN === undefined && NO_POSTGRES)(
           `rollout ${final.rollout.phase} and every agent on v${version} ${convergenceMs} ms after the kill; ` +
           `${result.sent} requests (~${result.perSecond}/s), ${result.failures.length} failed; ${lost.length} bundles lost`,
       );
-      reportReliability({
-        suite: "fault",
+      recordFault({
         scenario: "leading controller SIGKILL mid-rollout",
-        loadHeld: `3 agents, ~${result.perSecond} req/s`,
-        faultsInjected: 1,
-        badInputsTried: 0,
-        requestsSent: result.sent,
-        requestsFailed: result.failures.length,
-        bundlesLost: lost.length,
+        result,
+        lost,
         convergenceMs,
         notes: `takeover ${takeoverMs} ms; stages ${PLAN.stages.map((s) => s.bake_time ?? "0").join(", ")}`,
       });
@@ -506,15 +523,11 @@ describe.skipIf(PG_BIN === undefined && NO_POSTGRES)(
         `faults (4): both workers of agent-w SIGKILLed in turn, each replaced in ${replacedMs.join(" and ")} ms; v${version} then reached every agent in ${convergenceMs} ms; ` +
           `${result.sent} requests (~${result.perSecond}/s, ${WORKER_LOAD_PAUSE_MS} ms between rounds), ${result.failures.length} failed; ${lost.length} bundles lost`,
       );
-      reportReliability({
-        suite: "fault",
+      recordFault({
         scenario: "agent worker SIGKILL",
-        loadHeld: `3 agents, ~${result.perSecond} req/s`,
-        faultsInjected: original.length,
-        badInputsTried: 0,
-        requestsSent: result.sent,
-        requestsFailed: result.failures.length,
-        bundlesLost: lost.length,
+        faults: original.length,
+        result,
+        lost,
         convergenceMs,
         notes: `kills between requests; replaced in ${Math.max(...replacedMs)} ms; in-flight requests on a killed worker are reset`,
       });
@@ -559,15 +572,10 @@ describe.skipIf(PG_BIN === undefined && NO_POSTGRES)(
           `faults (5): Postgres restarted in ${restartMs} ms; the authority took a submit ${recoveredMs} ms after the restart began (${refused.length} answers before it: ${refused.join(", ") || "none"}); ` +
             `every agent on v${version} ${convergenceMs} ms after Postgres was back; ${result.sent} requests (~${result.perSecond}/s), ${result.failures.length} failed; ${lost.length} bundles lost`,
         );
-        reportReliability({
-          suite: "fault",
+        recordFault({
           scenario: "Postgres restart",
-          loadHeld: `3 agents, ~${result.perSecond} req/s`,
-          faultsInjected: 1,
-          badInputsTried: 0,
-          requestsSent: result.sent,
-          requestsFailed: result.failures.length,
-          bundlesLost: lost.length,
+          result,
+          lost,
           convergenceMs,
           notes: `restart ${restartMs} ms; authority accepted a submit ${recoveredMs} ms after it began`,
         });
@@ -613,15 +621,10 @@ describe.skipIf(PG_BIN === undefined && NO_POSTGRES)(
         `faults (6): d2 cut off from the authority for ${cutMs} ms while v${version} was promoted; agent-2 stayed on v${before} meanwhile and reached v${version} ${convergenceMs} ms after the cut ended; ` +
           `${result.sent} requests (~${result.perSecond}/s), ${result.failures.length} failed; ${lost.length} bundles lost`,
       );
-      reportReliability({
-        suite: "fault",
+      recordFault({
         scenario: "distributor cut off from the authority",
-        loadHeld: `3 agents, ~${result.perSecond} req/s`,
-        faultsInjected: 1,
-        badInputsTried: 0,
-        requestsSent: result.sent,
-        requestsFailed: result.failures.length,
-        bundlesLost: lost.length,
+        result,
+        lost,
         convergenceMs,
         notes: `black-holed ${cutMs} ms, sockets kept open`,
       });
@@ -667,15 +670,10 @@ describe.skipIf(PG_BIN === undefined && NO_POSTGRES)(
           `faults (7): d2's cache disk filled (${filled} bytes of filler) before v${version}: d2 said "${String(failure.msg)}" and lived on, agent-2 stayed on v${heldBack}; ` +
             `after the filler was removed agent-2 reached v${version} in ${convergenceMs} ms; ${result.sent} requests (~${result.perSecond}/s), ${result.failures.length} failed; ${lost.length} bundles lost`,
         );
-        reportReliability({
-          suite: "fault",
+        recordFault({
           scenario: "distributor cache disk full",
-          loadHeld: `3 agents, ~${result.perSecond} req/s`,
-          faultsInjected: 1,
-          badInputsTried: 0,
-          requestsSent: result.sent,
-          requestsFailed: result.failures.length,
-          bundlesLost: lost.length,
+          result,
+          lost,
           convergenceMs,
           notes: `tmpfs ${SMALL_DISK_BYTES / 1024} KiB filled; d2: ${String(failure.msg)}`,
         });

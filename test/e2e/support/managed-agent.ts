@@ -27,6 +27,8 @@ export interface ManagedAgentOptions {
   readonly dir: string;
   readonly fleet?: string;
   readonly region?: string;
+  /** `workers` in the static config: a primary and that many worker processes; one process when absent. */
+  readonly workers?: number;
 }
 
 export interface ManagedAgent {
@@ -58,6 +60,7 @@ export async function startManagedAgent(options: ManagedAgentOptions): Promise<M
   await writeFile(
     staticFile,
     JSON.stringify({
+      ...(options.workers === undefined ? {} : { workers: options.workers }),
       control_plane: {
         distributors: options.distributors,
         fleet: options.fleet ?? "edge",
@@ -70,7 +73,7 @@ export async function startManagedAgent(options: ManagedAgentOptions): Promise<M
     }),
   );
   const process = spawnLogged({
-    name: `agent ${options.agentId}`,
+    name: `agent ${options.agentId}${options.workers === undefined ? "" : ` (${options.workers} workers)`}`,
     script: "agent/main.ts",
     args: ["--static-config", staticFile, "--admin", "127.0.0.1:0"],
     env: { PROXY_ADMIN_TOKEN: ADMIN_TOKEN, PROXY_LOG_LEVEL: "info" },
