@@ -22,6 +22,7 @@ import type { AccessLog } from "../observability/access-log.js";
 import { AgentMetrics } from "../observability/metrics.js";
 import { ConfigHistory, type HistoryEntry } from "../snapshot/config-history.js";
 import type { ApplyResult, ConfigTarget } from "./config-target.js";
+import { withAgentNodeFlags } from "./node-flags.js";
 import { agentOptions, ProxyAgent } from "./proxy-agent.js";
 import { mergeRuntimeStates, type RuntimeState } from "./runtime-state.js";
 import type { Settings } from "./settings.js";
@@ -178,6 +179,7 @@ export class ClusterPrimary implements ConfigTarget {
   }
 
   async #fork(): Promise<void> {
+    cluster.setupPrimary({ execArgv: withAgentNodeFlags(process.execArgv) });
     const worker = cluster.fork({ [WORKER_ENV]: "1" });
     worker.on("message", (message: FromWorker) => {
       if (message.type === "reply") {

@@ -10,6 +10,7 @@ import { existsSync } from "node:fs";
 import { mkdir, open, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { AGENT_NODE_FLAGS } from "../../agent/runtime/node-flags.js";
 import { packageRoot } from "./demo-configs.js";
 import { HOST } from "./ports.js";
 
@@ -42,14 +43,15 @@ export interface DevAgent {
 
 /**
  * How to run the agent from here: the compiled main.js next to this module's compiled tree
- * (`npm start` runs dist/), else the TypeScript source through tsx, as tests run the CLI.
+ * (`npm start` runs dist/), else the TypeScript source through tsx, as tests run the CLI;
+ * with the V8 flags agents run with (agent/runtime/node-flags.ts).
  */
 export function agentCommand(): { execPath: string; args: string[] } {
   const compiled = join(import.meta.dirname, "..", "..", "agent", "main.js");
-  if (existsSync(compiled)) return { execPath: process.execPath, args: [compiled] };
+  if (existsSync(compiled)) return { execPath: process.execPath, args: [...AGENT_NODE_FLAGS, compiled] };
   return {
     execPath: process.execPath,
-    args: ["--import", "tsx", join(packageRoot(), "agent", "main.ts")],
+    args: [...AGENT_NODE_FLAGS, "--import", "tsx", join(packageRoot(), "agent", "main.ts")],
   };
 }
 

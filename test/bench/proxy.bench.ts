@@ -10,7 +10,9 @@
  *     access log to a file with a 64 KiB buffer (what a production nginx does; the agent logs
  *     every request too), proxy buffers large enough that 64 KiB never goes to a temp file.
  *   - bare Node: test/bench/bare-node-proxy.mjs, node:http + undici Pool, streaming: the
- *     ceiling for a Node proxy; the agent's overhead is measured against it.
+ *     ceiling for a Node proxy; the agent's overhead is measured against it. Both run with the
+ *     V8 flags the agent ships with (agent/runtime/node-flags.ts), so neither gets a runtime the
+ *     other lacks.
  *   - agent, `workers: 1` and `workers: auto`, on a route with a policy (timeout 5s, retries
  *     max_attempts 2), access log on (stdout to /dev/null: the JSON serialization and the
  *     write are paid, nothing is stored) and the metrics listener on.
@@ -63,6 +65,7 @@ import { createServer } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { AGENT_NODE_FLAGS } from "../../agent/runtime/node-flags.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const CONNECTIONS = 32;
@@ -586,7 +589,15 @@ async function startBareNode(ctx: Context): Promise<Target> {
   const script = join(ROOT, "test", "bench", "bare-node-proxy.mjs");
   const child = start(
     "taskset",
-    ["-c", PROXY_CORE, process.execPath, script, String(port), `127.0.0.1:${ctx.upstreamPort}`],
+    [
+      "-c",
+      PROXY_CORE,
+      process.execPath,
+      ...AGENT_NODE_FLAGS,
+      script,
+      String(port),
+      `127.0.0.1:${ctx.upstreamPort}`,
+    ],
     log,
   );
   await waitReady("bare node", port, child, log);
@@ -639,7 +650,7 @@ shutdown: { drain_delay: 0s, drain_timeout: 1s }
 `,
   );
   const entry = ctx.agentMain ? [ctx.agentMain] : ["--import", "tsx", join(ROOT, "agent", "main.ts")];
-  const agentArgs = [...entry, "--config", config, "--static-config", staticConfig];
+  const agentArgs = [...AGENT_NODE_FLAGS, ...entry, "--config", config, "--static-config", staticConfig];
   const log = join(dir, "stderr.log");
   // stdout (the access log) to /dev/null: a pipe nobody reads would block the agent, and a
   // file would fill the disk; serialization and the write syscall are still paid.
@@ -780,7 +791,7 @@ async function main(): Promise<void> {
     targets.push(upstream);
 
     console.log(
-      `proxy bench: wrk -t1 -c${CONNECTIONS}, ${WARMUP_S} s warm-up + ${ROUNDS} interleaved rounds of ${ROUND_S} s per row; proxy on core ${PROXY_CORE}, wrk + upstream (nginx, static files) on core ${LOAD_CORE}`,
+      `proxy bench: wrk -t1 -c${CONNECTIONS}, ${WARMUP_S} s warm-up + ${ROUNDS} interleaved rounds of ${ROUND_S} s per row; proxy on core ${PROXY_CORE}, wrk + upstream (nginx, static files) on core ${LOAD_CORE}; Node proxies run with ${AGENT_NODE_FLAGS.join(" ")}`,
     );
     // Every target runs from the start (an idle one costs nothing), so that for each body the
     // targets are measured back to back: the machine's speed drifts over minutes, and the

@@ -15,6 +15,7 @@ import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { ConfigMap, Namespace, Secret, Service } from "kubernetes-models/v1";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
+import { AGENT_NODE_FLAGS } from "../../agent/runtime/node-flags.js";
 import { parseStaticConfig } from "../../services/config/index.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -82,7 +83,7 @@ function find(kind: string, name: string): Manifest {
 interface Container {
   name: string;
   command?: string[];
-  env?: { name: string; valueFrom?: { secretKeyRef?: { name: string } } }[];
+  env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string } } }[];
   livenessProbe?: { httpGet?: { path: string; port: number | string } };
   readinessProbe?: { httpGet?: { path: string; port: number | string } };
   lifecycle?: { preStop?: { exec?: { command: string[] } } };
@@ -208,7 +209,7 @@ describe("deploy/kubernetes", () => {
     }
   });
 
-  it("gives the agent the spec's probes, preStop and resources, and a grace period covering its drain", () => {
+  it("gives the agent the spec's probes, preStop and resources, its V8 flags, and a grace period covering its drain", () => {
     const agent = find("Deployment", "coherent-agent-web-eu-west");
     const { spec } = podOf(agent);
     const proxy = spec.containers[0]!;
@@ -216,6 +217,7 @@ describe("deploy/kubernetes", () => {
     expect(proxy.livenessProbe?.httpGet).toMatchObject({ path: "/healthz", port: 9090 });
     expect(proxy.readinessProbe?.httpGet).toMatchObject({ path: "/ready", port: 9090 });
     expect(proxy.lifecycle?.preStop?.exec?.command).toEqual(["/bin/sh", "-c", "sleep 15"]);
+    expect(proxy.env?.find((e) => e.name === "NODE_OPTIONS")?.value).toBe(AGENT_NODE_FLAGS.join(" "));
     expect(proxy.resources).toEqual({
       requests: { cpu: "2000m", memory: "4Gi" },
       limits: { cpu: "8000m", memory: "16Gi" },
@@ -429,9 +431,10 @@ describe("deploy/systemd", () => {
     }
   });
 
-  it("reloads the agent with SIGHUP and waits out its whole drain", () => {
+  it("reloads the agent with SIGHUP, waits out its whole drain, and runs it with the agent's V8 flags", () => {
     const service = units["coherent-proxy.service"]!.get("Service")!;
     expect(service.get("ExecReload")).toEqual(["/bin/kill -HUP $MAINPID"]);
+    expect(service.get("Environment")).toContain(`NODE_OPTIONS=${AGENT_NODE_FLAGS.join(" ")}`);
     const example = parseStaticConfig(readFileSync(join(dir, "proxy-static.yaml.example"), "utf8"));
     if (!example.ok) throw new Error(JSON.stringify(example.errors));
     const drainMs =
