@@ -8,6 +8,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { AGENT_NODE_FLAGS } from "../../agent/runtime/node-flags.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
@@ -44,7 +45,15 @@ export interface StartOptions {
 export async function startAgent(options: StartOptions): Promise<AgentProcess> {
   const dir = await mkdtemp(join(tmpdir(), "coherent-agent-"));
   const configFile = join(dir, "config.yaml");
-  const args = ["--import", "tsx", join(ROOT, "agent/main.ts"), "--admin", "127.0.0.1:0"];
+  // With the V8 flags the agent ships with, so tests and benches run it as deployed.
+  const args = [
+    ...AGENT_NODE_FLAGS,
+    "--import",
+    "tsx",
+    join(ROOT, "agent/main.ts"),
+    "--admin",
+    "127.0.0.1:0",
+  ];
   if (options.config !== undefined) {
     await writeFile(configFile, options.config);
     args.push("--config", configFile);
