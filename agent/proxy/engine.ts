@@ -15,12 +15,12 @@
  */
 
 import { randomUUID } from "node:crypto";
-import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import type { Readable } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { CacheRequest } from "../cache/cache-request.js";
-import { servedHeaders } from "../cache/cached-response.js";
+import { type CachedResponse, servedHeaderList, servedHeaders } from "../cache/cached-response.js";
 import type { Capture } from "../cache/capture.js";
 import type { HealthRecorder } from "../control/health-recorder.js";
 import { type ErrorAnswer, ProxyError, type ProxyErrorKind } from "../errors.js";
@@ -242,16 +242,20 @@ class RequestRun {
       .catch((error) => this.internalError(error));
   }
 
-  #serveCached(
-    route: CompiledRoute,
-    entry: { status: number; body: readonly Buffer[] } & Parameters<typeof servedHeaders>[0],
-  ): void {
+  #serveCached(route: CompiledRoute, entry: CachedResponse): void {
     this.#cache = "hit";
     route.cacheMetrics?.hit.inc();
-    const headers = servedHeaders(entry, Date.now()) as OutgoingHttpHeaders;
-    headers["x-request-id"] = this.requestId;
-    this.#decorate(headers);
-    this.res.writeHead(entry.status, headers);
+    if (route.chain?.responseEdits || this.req.httpVersionMajor === 2) {
+      // Header edits work on an object, and HTTP/2's compatibility layer takes one.
+      const headers = servedHeaders(entry, Date.now()) as OutgoingHttpHeaders;
+      headers["x-request-id"] = this.requestId;
+      this.#decorate(headers);
+      this.res.writeHead(entry.status, headers);
+    } else {
+      const headers = servedHeaderList(entry, Date.now());
+      headers.push("x-request-id", this.requestId, "x-cache", "HIT");
+      (this.res as ServerResponse).writeHead(entry.status, headers);
+    }
     let bytesOut = 0;
     const body = this.#method === "HEAD" ? [] : entry.body;
     // One chunk (the usual case) goes out with the head in one write.
