@@ -115,7 +115,8 @@ const BROKEN_PLAN = `stages:
 `;
 
 for (const { name, skip } of DIALECTS) {
-  // Each command is a process of its own (about a second each, more on a busy machine).
+  // Skipped only when COHERENT_TEST_NO_POSTGRES=1 (no Postgres on the machine): the PGlite run
+  // still covers it. Each command is a process of its own (about a second each, more when busy).
   describe.skipIf(skip)(`coherentctl rollout on ${name}`, { timeout: 60_000 }, () => {
     const database = testDatabase(name);
     let home: string;

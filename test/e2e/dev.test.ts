@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { ReadyRecord } from "../../cli/dev/ready-report.js";
 import { request } from "../support/http.js";
+import { type CommandRun, expectSuggestedCommandsWorked } from "./support/dev-commands.js";
 import { inheritedEnv, type LoggedProcess, ROOT, spawnLogged, waitUntil } from "./support/processes.js";
 
 /** Below the ephemeral range and away from the defaults (7400…) and the README test's ports. */
@@ -20,18 +21,12 @@ const BASE_PORT = 23_400;
 /** Three agents through tsx on a busy two-core machine take a while to start. */
 const READY_TIMEOUT_MS = 120_000;
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /**
  * Runs a printed command as a user would, in the repository with COHERENT_CONFIG set as the
  * output says. `npx coherentctl` runs the compiled dist/, which a checkout under edit may not
  * have built yet; the test runs the same program from its sources instead.
  */
-function runPrinted(command: string, record: ReadyRecord): Promise<Run> {
+function runPrinted(command: string, record: ReadyRecord): Promise<CommandRun> {
   const line = command.replace(/^npx coherentctl /, `node --import tsx ${join(ROOT, "cli/coherentctl.ts")} `);
   return new Promise((resolve) => {
     execFile(
@@ -122,17 +117,9 @@ describe("coherent dev", { timeout: 360_000 }, () => {
 
     // The three suggested commands, as printed.
     expect(record.commands).toHaveLength(3);
-    const [curl, status, submit] = await Promise.all(
-      record.commands.map((command) => runPrinted(command, record)),
+    expectSuggestedCommandsWorked(
+      await Promise.all(record.commands.map((command) => runPrinted(command, record))),
     );
-    expect(curl?.code, curl?.stderr).toBe(0);
-    expect(curl?.stdout).toMatch(/^HTTP\/1\.1 200/);
-    expect(curl?.stdout).toContain('"version":"v1"');
-    expect(status?.code, status?.stderr).toBe(0);
-    expect(status?.stdout).toMatch(/stable version:\s+v1/);
-    expect(status?.stdout).toMatch(/^v1\s+3\s+3\s+0\s+0\s+0$/m);
-    expect(submit?.code, submit?.stderr).toBe(0);
-    expect(submit?.stdout).toContain("fleet demo: version 2 created (parent 1)");
 
     // The tour: roll v2 out on the demo plan; it ends by itself with every agent on v2.
     let at = Date.now();

@@ -14,16 +14,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { request } from "../support/http.js";
+import { type CommandRun, expectSuggestedCommandsWorked } from "./support/dev-commands.js";
 import { inheritedEnv, ROOT } from "./support/processes.js";
 
 /** Below the ephemeral range and away from the defaults (7400…) and dev.test.ts's ports. */
 const BASE_PORT = 25_400;
-
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 /** The test's environment without npm's own variables (a `npm test` run sets many) or Coherent's. */
 function cleanEnv(): NodeJS.ProcessEnv {
@@ -37,7 +32,7 @@ function run(
   env: NodeJS.ProcessEnv,
   timeoutMs: number,
 ) {
-  return new Promise<Run>((resolve) => {
+  return new Promise<CommandRun>((resolve) => {
     execFile(
       command,
       args,
@@ -149,18 +144,10 @@ describe.skipIf(process.platform !== "linux")("npm start in a fresh clone", { ti
     expect(ready.config).toBe(join(dir, ".coherent", "dev", "coherentctl.yaml"));
     expect(ready.commands).toHaveLength(3);
     const shellEnv = { ...env, COHERENT_CONFIG: ready.config };
-    const results: Run[] = [];
+    const results: CommandRun[] = [];
     for (const command of ready.commands)
       results.push(await run("sh", ["-c", command], dir, shellEnv, 60_000));
-    const [curl, status, submit] = results;
-    expect(curl?.code, curl?.stderr).toBe(0);
-    expect(curl?.stdout).toMatch(/^HTTP\/1\.1 200/);
-    expect(curl?.stdout).toContain('"version":"v1"');
-    expect(status?.code, status?.stderr).toBe(0);
-    expect(status?.stdout).toMatch(/stable version:\s+v1/);
-    expect(status?.stdout).toMatch(/^v1\s+3\s+3\s+0\s+0\s+0$/m);
-    expect(submit?.code, submit?.stderr).toBe(0);
-    expect(submit?.stdout).toContain("fleet demo: version 2 created (parent 1)");
+    expectSuggestedCommandsWorked(results);
 
     at = Date.now();
     process.kill(-(npm.pid as number), "SIGINT");

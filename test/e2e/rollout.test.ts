@@ -20,10 +20,9 @@
  * its cohort like any other.
  */
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type WrittenKeyPair, writeKeyPair } from "../../services/bundle/index.js";
 import { candidateThreshold, cohortBucket } from "../../services/distributor/cohort.js";
@@ -33,9 +32,11 @@ import {
   agentsOf,
   api,
   coherentctl,
+  controllerLease,
   createAdminToken,
   createPostgresDatabase,
   type DistributorProcess,
+  leaseHolderOf,
   NO_POSTGRES,
   type PostgresDatabase,
   startAuthorityProcess,
@@ -436,19 +437,8 @@ describe.skipIf(NO_POSTGRES)("rollouts across real processes", { timeout: 60_000
   });
 
   it("completes a rollout under the other controller when the leader is killed mid-stage", async () => {
-    const leaseHolder = async () => {
-      const client = new pg.Client({ connectionString: database.url });
-      await client.connect();
-      try {
-        const { rows } = await client.query<{ holder: string; epoch: string }>(
-          "SELECT holder, epoch FROM controller_lease WHERE id = 1",
-        );
-        return { holder: rows[0]?.holder, epoch: Number(rows[0]?.epoch) };
-      } finally {
-        await client.end();
-      }
-    };
-    const holderOf = (p: LoggedProcess) => `${hostname()}-${p.child.pid}`;
+    const leaseHolder = () => controllerLease(database.url);
+    const holderOf = leaseHolderOf;
     const before = await leaseHolder();
     const leader = controllers.find((p) => holderOf(p) === before.holder);
     const survivor = controllers.find((p) => p !== leader);

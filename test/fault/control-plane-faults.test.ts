@@ -24,19 +24,20 @@
  * The scenarios run in order, each on what the previous left.
  */
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type WrittenKeyPair, writeKeyPair } from "../../services/bundle/index.js";
 import { type ClusteredAgent, startClusteredAgent } from "../e2e/support/clustered-agent.js";
 import {
   agentsOf,
   api,
+  controllerLease,
   createAdminToken,
   createPostgresDatabase,
   type DistributorProcess,
+  leaseHolderOf,
   NO_POSTGRES,
   type PostgresDatabase,
   startControllerProcess,
@@ -396,19 +397,8 @@ describe.skipIf(PG_BIN === undefined && NO_POSTGRES)(
     });
 
     it("finishes a rollout under the other controller when the leader is SIGKILLed mid-stage", async () => {
-      const holder = async (): Promise<{ holder: string | undefined; epoch: number }> => {
-        const client = new pg.Client({ connectionString: databaseUrl });
-        await client.connect();
-        try {
-          const { rows } = await client.query<{ holder: string; epoch: string }>(
-            "SELECT holder, epoch FROM controller_lease WHERE id = 1",
-          );
-          return { holder: rows[0]?.holder, epoch: Number(rows[0]?.epoch) };
-        } finally {
-          await client.end();
-        }
-      };
-      const holderOf = (p: LoggedProcess) => `${hostname()}-${p.child.pid}`;
+      const holder = () => controllerLease(databaseUrl);
+      const holderOf = leaseHolderOf;
       const before = await waitUntil("a controller leading", async () => {
         const lease = await holder();
         return controllers.some((p) => holderOf(p) === lease.holder) ? lease : undefined;

@@ -23,10 +23,11 @@ import {
   api,
   createAdminToken,
   type DistributorProcess,
+  startAuthorityProcess,
   startDistributorProcess,
 } from "../e2e/support/coherent.js";
 import { ADMIN_TOKEN, LISTENER, type ManagedAgent, startManagedAgent } from "../e2e/support/managed-agent.js";
-import { type LoggedProcess, spawnLogged, stopAll, waitUntil } from "../e2e/support/processes.js";
+import { stopAll, waitUntil } from "../e2e/support/processes.js";
 import { request } from "../support/http.js";
 import { reportReliability } from "../support/reliability.js";
 import { refusedAddress, startUpstream, type Upstream } from "../support/upstream.js";
@@ -54,40 +55,6 @@ let requestsSent = 0;
 let badInputsTried = 0;
 /** The fleet's first config; the second, rolled out, differs only in route order. */
 let bundleConfig: { routes: unknown[] } & Record<string, unknown>;
-
-/** `coherent authority` with a settings file, which is where a webhook and its secret file go. */
-async function startAuthorityWithSettings(options: {
-  dataDir: string;
-  signingKeyFile: string;
-  settingsFile: string;
-}): Promise<AuthorityProcess> {
-  const process: LoggedProcess = spawnLogged({
-    name: "authority",
-    script: "cli/coherent.ts",
-    args: [
-      "--config",
-      options.settingsFile,
-      "--data-dir",
-      options.dataDir,
-      "authority",
-      "--signing-key-file",
-      options.signingKeyFile,
-      "--listen",
-      "127.0.0.1:0",
-      "--feed-listen",
-      "127.0.0.1:0",
-      "--log-level",
-      "debug",
-    ],
-  });
-  try {
-    const started = await process.waitFor((line) => line.event === "authority_started", 60_000);
-    return { process, url: String(started.url), feed: String(started.feed) };
-  } catch (error) {
-    await process.stop("SIGKILL");
-    throw error;
-  }
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "coherent-secrets-"));
@@ -139,7 +106,13 @@ beforeAll(async () => {
 
   adminToken = await createAdminToken({ dataDir });
   upstream = await startUpstream({ name: "up" });
-  authority = await startAuthorityWithSettings({ dataDir, signingKeyFile: keys.privateFile, settingsFile });
+  // A settings file is where a webhook and its secret file go; debug, so every line a secret could reach is logged.
+  authority = await startAuthorityProcess({
+    database: { dataDir },
+    signingKeyFile: keys.privateFile,
+    settingsFile,
+    logLevel: "debug",
+  });
   distributor = await startDistributorProcess({
     id: "d1",
     region: "eu-west",

@@ -6,6 +6,7 @@
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { inheritedEnv, type LoggedProcess, ROOT, spawnLogged } from "./processes.js";
@@ -92,11 +93,15 @@ export async function startAuthorityProcess(options: {
   readonly name?: string;
   /** False: no rollout controller in it (`--no-controller`); the database's default otherwise. */
   readonly controller?: boolean;
+  /** Its settings file (`--config`), for what only a file sets, such as webhooks. */
+  readonly settingsFile?: string;
+  readonly logLevel?: string;
 }): Promise<AuthorityProcess> {
   const process = spawnLogged({
     name: options.name ?? "authority",
     script: "cli/coherent.ts",
     args: [
+      ...(options.settingsFile === undefined ? [] : ["--config", options.settingsFile]),
       ...databaseArgs(options.database),
       "authority",
       "--signing-key-file",
@@ -106,10 +111,12 @@ export async function startAuthorityProcess(options: {
       "--feed-listen",
       "127.0.0.1:0",
       ...(options.controller === false ? ["--no-controller"] : []),
+      ...(options.logLevel === undefined ? [] : ["--log-level", options.logLevel]),
     ],
   });
   try {
-    const started = await process.waitFor((line) => line.event === "authority_started", 30_000);
+    // A PGlite database is created on the first start: seconds on a busy machine.
+    const started = await process.waitFor((line) => line.event === "authority_started", 60_000);
     return { process, url: String(started.url), feed: String(started.feed) };
   } catch (error) {
     await process.stop("SIGKILL");
@@ -285,4 +292,25 @@ export async function distributorMetric(distributor: DistributorProcess, name: s
   const line = text.split("\n").find((l) => l.startsWith(`${name} `));
   if (line === undefined) throw new Error(`no metric ${name} on ${distributor.id}`);
   return Number(line.slice(name.length + 1));
+}
+
+/** The rollout controllers' lease in `databaseUrl`: who leads, with which epoch (rollout-controller/leader.ts). */
+export async function controllerLease(
+  databaseUrl: string,
+): Promise<{ holder: string | undefined; epoch: number }> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ holder: string; epoch: string }>(
+      "SELECT holder, epoch FROM controller_lease WHERE id = 1",
+    );
+    return { holder: rows[0]?.holder, epoch: Number(rows[0]?.epoch) };
+  } finally {
+    await client.end();
+  }
+}
+
+/** The lease holder name a `coherent controller` process on this machine takes. */
+export function leaseHolderOf(controller: LoggedProcess): string {
+  return `${hostname()}-${controller.child.pid}`;
 }
