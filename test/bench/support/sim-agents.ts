@@ -6,12 +6,8 @@
  * its parent over IPC (see AgentPool in agent-pool.ts, which forks it); the messages are
  * WorkerCommand and WorkerReply.
  */
-import { type ClientHttp2Session, type ClientHttp2Stream, connect, constants } from "node:http2";
-import { AgentMessage, DistributorMessage } from "../../../proto/coherent/v1/distribution.js";
-import { FrameReader, frame } from "./grpc-frames.js";
-
-export const STREAM_PATH = "/coherent.v1.AgentDistribution/Stream";
-const WELCOME_TIMEOUT_MS = 30_000;
+import type { DistributorMessage } from "../../../proto/coherent/v1/distribution.js";
+import { RawAgentStream } from "./agent-stream.js";
 
 export interface SimAgentSpec {
   readonly agentId: string;
@@ -49,75 +45,28 @@ export type WorkerReply =
   | { readonly op: "stats"; readonly stats: WorkerStats }
   | { readonly op: "closed" };
 
-class SimAgent {
+class SimAgent extends RawAgentStream {
   readonly spec: SimAgentSpec;
   readonly #worker: Worker;
-  readonly #session: ClientHttp2Session;
-  readonly #stream: ClientHttp2Stream;
-  readonly #reader = new FrameReader();
-  intervalMs = 0;
-  lastSentMs = 0;
-  welcomed = false;
-  ended = false;
 
   constructor(worker: Worker, target: string, fleet: string, region: string, spec: SimAgentSpec) {
+    super(target, {
+      agentId: spec.agentId,
+      fleet,
+      region,
+      labels: {},
+      currentVersion: spec.currentVersion,
+      currentContentSha256: spec.currentContentSha256,
+      softwareVersion: "sim",
+    });
     this.spec = spec;
     this.#worker = worker;
-    this.#session = connect(`http://${target}`);
-    this.#session.on("error", () => this.#end());
-    this.#session.on("close", () => this.#end());
-    this.#stream = this.#session.request(
-      {
-        [constants.HTTP2_HEADER_METHOD]: "POST",
-        [constants.HTTP2_HEADER_PATH]: STREAM_PATH,
-        [constants.HTTP2_HEADER_CONTENT_TYPE]: "application/grpc",
-        te: "trailers",
-      },
-      { endStream: false },
-    );
-    // A connection that never gets its Welcome counts as failed rather than stalling the connect.
-    const welcomeTimer = setTimeout(() => {
-      if (!this.welcomed) this.#end();
-    }, WELCOME_TIMEOUT_MS);
-    welcomeTimer.unref();
-    this.#stream.on("data", (chunk: Buffer) => {
-      for (const bytes of this.#reader.push(chunk)) this.#receive(DistributorMessage.decode(bytes));
-    });
-    // The server's trailers end the response; the stream stays half-open until we end ours.
-    this.#stream.on("end", () => this.#end());
-    this.#stream.on("error", () => this.#end());
-    this.#stream.on("close", () => this.#end());
-    this.send({
-      $case: "hello",
-      value: {
-        agentId: spec.agentId,
-        fleet,
-        region,
-        labels: {},
-        currentVersion: spec.currentVersion,
-        currentContentSha256: spec.currentContentSha256,
-        softwareVersion: "sim",
-      },
-    });
   }
 
-  send(kind: AgentMessage["kind"]): void {
-    if (this.ended) return;
-    this.lastSentMs = Date.now();
-    this.#stream.write(frame(AgentMessage.encode({ kind }).finish()));
-  }
-
-  close(): void {
-    this.ended = true;
-    this.#session.destroy();
-  }
-
-  #receive(message: DistributorMessage): void {
+  protected receive(message: DistributorMessage): void {
     const kind = message.kind;
     switch (kind?.$case) {
       case "welcome":
-        this.welcomed = true;
-        this.intervalMs = kind.value.heartbeatIntervalMs;
         this.#worker.welcomed();
         return;
       case "bundleUpdate": {
@@ -136,11 +85,8 @@ class SimAgent {
     }
   }
 
-  #end(): void {
-    if (this.ended) return;
-    this.ended = true;
+  protected lost(): void {
     this.#worker.lost(this);
-    this.#session.destroy();
   }
 }
 

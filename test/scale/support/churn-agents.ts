@@ -1,19 +1,15 @@
 /**
  * A child process holding simulated agents that come and go: like the bench's sim-agents.ts
- * (one raw HTTP/2 connection each, gRPC framing, an Ack for every BundleUpdate without
- * verifying it, Heartbeats when idle), and besides each agent keeps the version it runs and
+ * (a RawAgentStream each, an Ack for every BundleUpdate without verifying it, Heartbeats when
+ * idle), and besides each agent keeps the version it runs and
  * every version it ACKed, reports traffic on it (a HealthReport every HEALTH_MS, so a
  * rollout's health gates have candidate requests to judge), and can be made to leave alone.
  * Driven by ChurnPool (churn-pool.ts) over IPC; the messages are ChurnCommand and ChurnReply.
  */
-import { type ClientHttp2Session, type ClientHttp2Stream, connect, constants } from "node:http2";
 import { LATENCY_BOUNDS_MS } from "../../../agent/control/health-recorder.js";
-import { AgentMessage, DistributorMessage } from "../../../proto/coherent/v1/distribution.js";
-import { FrameReader, frame } from "../../bench/support/grpc-frames.js";
+import type { DistributorMessage } from "../../../proto/coherent/v1/distribution.js";
+import { RawAgentStream } from "../../bench/support/agent-stream.js";
 
-// Not imported from sim-agents.ts: importing that module starts its IPC worker in this process.
-const STREAM_PATH = "/coherent.v1.AgentDistribution/Stream";
-const WELCOME_TIMEOUT_MS = 30_000;
 const HEALTH_MS = 1_000;
 /** Requests each agent reports per HEALTH_MS window, all 2xx and under 5 ms. */
 const REQUESTS_PER_WINDOW = 10;
@@ -58,18 +54,11 @@ export type ChurnReply =
     }
   | { readonly op: "closed" };
 
-class ChurnAgent {
+class ChurnAgent extends RawAgentStream {
   readonly agentId: string;
   running = 0;
   readonly acked: number[] = [];
-  welcomed = false;
-  ended = false;
-  intervalMs = 5_000;
-  lastSentMs = 0;
   windowStart = Date.now();
-  readonly #session: ClientHttp2Session;
-  readonly #stream: ClientHttp2Stream;
-  readonly #reader = new FrameReader();
   readonly #onWelcome: (agent: ChurnAgent) => void;
   readonly #onEnd: (agent: ChurnAgent) => void;
 
@@ -80,34 +69,9 @@ class ChurnAgent {
     onWelcome: (agent: ChurnAgent) => void,
     onEnd: (agent: ChurnAgent) => void,
   ) {
-    this.agentId = spec.agentId;
-    this.#onWelcome = onWelcome;
-    this.#onEnd = onEnd;
-    this.#session = connect(`http://${spec.target}`);
-    this.#session.on("error", () => this.#end());
-    this.#session.on("close", () => this.#end());
-    this.#stream = this.#session.request(
+    super(
+      spec.target,
       {
-        [constants.HTTP2_HEADER_METHOD]: "POST",
-        [constants.HTTP2_HEADER_PATH]: STREAM_PATH,
-        [constants.HTTP2_HEADER_CONTENT_TYPE]: "application/grpc",
-        te: "trailers",
-      },
-      { endStream: false },
-    );
-    const welcomeTimer = setTimeout(() => {
-      if (!this.welcomed) this.#end();
-    }, WELCOME_TIMEOUT_MS);
-    welcomeTimer.unref();
-    this.#stream.on("data", (chunk: Buffer) => {
-      for (const bytes of this.#reader.push(chunk)) this.#receive(DistributorMessage.decode(bytes));
-    });
-    this.#stream.on("end", () => this.#end());
-    this.#stream.on("error", () => this.#end());
-    this.#stream.on("close", () => this.#end());
-    this.send({
-      $case: "hello",
-      value: {
         agentId: spec.agentId,
         fleet,
         region,
@@ -116,13 +80,11 @@ class ChurnAgent {
         currentContentSha256: "",
         softwareVersion: "sim-churn",
       },
-    });
-  }
-
-  send(kind: AgentMessage["kind"]): void {
-    if (this.ended) return;
-    this.lastSentMs = Date.now();
-    this.#stream.write(frame(AgentMessage.encode({ kind }).finish()));
+      5_000,
+    );
+    this.agentId = spec.agentId;
+    this.#onWelcome = onWelcome;
+    this.#onEnd = onEnd;
   }
 
   /** The window since the last report: REQUESTS_PER_WINDOW requests on the running version. */
@@ -154,18 +116,10 @@ class ChurnAgent {
     return true;
   }
 
-  /** Leaves as a stopped agent does: the connection goes away. */
-  close(): void {
-    this.ended = true;
-    this.#session.destroy();
-  }
-
-  #receive(message: DistributorMessage): void {
+  protected receive(message: DistributorMessage): void {
     const kind = message.kind;
     switch (kind?.$case) {
       case "welcome":
-        this.welcomed = true;
-        this.intervalMs = kind.value.heartbeatIntervalMs || this.intervalMs;
         this.windowStart = Date.now();
         this.#onWelcome(this);
         return;
@@ -188,10 +142,7 @@ class ChurnAgent {
     }
   }
 
-  #end(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.#session.destroy();
+  protected lost(): void {
     this.#onEnd(this);
   }
 }
