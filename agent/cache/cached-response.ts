@@ -22,7 +22,9 @@ export function servedHeaders(
   entry: CachedResponse,
   now: number,
 ): Record<string, string | readonly string[]> {
-  const headers: Record<string, string | readonly string[]> = { ...entry.headers };
+  // Copied name by name: a spread copy that then gains `age` costs V8 a new hidden class per hit.
+  const headers: Record<string, string | readonly string[]> = {};
+  for (const name in entry.headers) headers[name] = entry.headers[name] as string | readonly string[];
   headers.age = String(currentAgeSeconds(entry, now));
   return headers;
 }

@@ -82,12 +82,15 @@ interface Target extends RouteTarget {
 
 type CacheResult = "hit" | "miss" | "bypass";
 
-const NO_ANSWER: Omit<ExchangeOutcome, "status" | "error"> = {
-  endpoint: undefined,
-  upstreamMs: undefined,
-  retries: 0,
-  bytesOut: 0,
-};
+/**
+ * The outcome of a request the proxy answered itself (an error, a cache hit). Built as one
+ * literal with the fields in the Exchange's order, so every outcome shares one hidden class:
+ * spreading a shared template (`{...template, status}`) made V8 build a new one for each
+ * request, and a cache hit took 33 µs of CPU instead of 24 µs.
+ */
+export function ownAnswer(status: number, error: ErrorAnswer | undefined, bytesOut: number): ExchangeOutcome {
+  return { status, endpoint: undefined, upstreamMs: undefined, retries: 0, error, bytesOut };
+}
 
 /** One request on its way through the phases; fields fill in as phases pass. */
 class RequestRun {
@@ -128,9 +131,9 @@ class RequestRun {
 
   route(): void {
     const routed = routeRequest(this.#snapshot, this.req, this.#host, this.#method);
-    if ("category" in routed) {
+    if ("refused" in routed) {
       this.#route = routed.route;
-      this.#reject(routed);
+      this.#reject(routed.refused);
       return;
     }
     const route = routed.route;
@@ -268,7 +271,7 @@ class RequestRun {
       bytesOut += (body[last] as Buffer).length;
       (this.res as { end(chunk: Buffer): void }).end(body[last] as Buffer);
     } else this.res.end();
-    this.#record({ ...NO_ANSWER, status: entry.status, error: undefined, bytesOut }, 0);
+    this.#record(ownAnswer(entry.status, undefined, bytesOut), 0);
   }
 
   // -- admit ------------------------------------------------------------------------------------
@@ -412,7 +415,7 @@ class RequestRun {
   /** Ends the request with the proxy's own answer (or a plugin's), and records it. */
   #reject(error: ErrorAnswer, headers?: Record<string, string>): void {
     respondError(this.res, error, this.requestId, headers ?? error.headers);
-    this.#record({ ...NO_ANSWER, status: error.status, error }, 0);
+    this.#record(ownAnswer(error.status, error, 0), 0);
   }
 
   internalError(error: unknown): void {
@@ -501,28 +504,37 @@ export interface Routed {
   readonly encrypted: boolean;
 }
 
+/** A request turned away before forwarding, with its route when one was chosen. */
+export interface Refused {
+  readonly refused: ProxyErrorKind;
+  readonly route?: CompiledRoute;
+}
+
+const BAD_REQUEST: Refused = { refused: ProxyError.BadRequest };
+const NO_ROUTE: Refused = { refused: ProxyError.NoRoute };
+
 /**
  * The phases before forwarding, shared by requests and upgrades: read the target, route, and
- * check the route's transport requirements. An error carries the route when one was chosen.
+ * check the route's transport requirements.
  */
 export function routeRequest(
   snapshot: Snapshot | undefined,
   req: ClientRequest,
   host: string,
   method: string,
-): Routed | (ProxyErrorKind & { route?: CompiledRoute }) {
+): Routed | Refused {
   const target = normalizePath(req.url ?? "");
-  if (!target || hasDuplicateHost(req.rawHeaders)) return ProxyError.BadRequest;
+  if (!target || hasDuplicateHost(req.rawHeaders)) return BAD_REQUEST;
   const index = snapshot
     ? snapshot.router.match({ host, path: target.path, method, headers: req.headers, query: target.query })
     : -1;
   const route = snapshot?.routes[index];
-  if (!route) return ProxyError.NoRoute;
+  if (!route) return NO_ROUTE;
   const socket = req.socket as Partial<TLSSocket>;
   const encrypted = socket.encrypted === true;
-  if (route.requireTls && !encrypted) return { ...ProxyError.TlsRequired, route };
+  if (route.requireTls && !encrypted) return { refused: ProxyError.TlsRequired, route };
   if (route.requireMtls && !(encrypted && socket.authorized === true))
-    return { ...ProxyError.MtlsRequired, route };
+    return { refused: ProxyError.MtlsRequired, route };
   return { route, target, encrypted };
 }
 

@@ -28,8 +28,8 @@ export function handleUpgrade(
   const method = req.method ?? "GET";
   const authority = typeof req.headers.host === "string" ? req.headers.host : "";
   const routed = routeRequest(snapshots.current, req, hostOf(authority), method);
-  if ("category" in routed) {
-    writeRawError(socket, routed, requestId);
+  if ("refused" in routed) {
+    writeRawError(socket, routed.refused, requestId);
     return;
   }
   const { route, target, encrypted } = routed;
