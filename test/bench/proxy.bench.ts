@@ -26,14 +26,17 @@
  * not pinned (pinning would make `auto` mean 1), so its two workers share both cores with
  * wrk and the upstream; its figures show what a second core buys, not a like-for-like cost.
  *
- * Each (target, body) gets a 3 s warm-up, then 3 measured runs of 4 s; the runs go in rounds,
+ * Each (target, body) gets a 3 s warm-up, then 5 measured runs of 4 s; the runs go in rounds,
  * every target in turn, so the machine's drift (tens of percent over minutes on a shared VM)
  * falls on all targets alike. CPU per request is utime+stime from /proc/PID/stat summed over
  * the target's process tree (nginx master+worker, the agent's primary+workers), read around
  * each run, totalled over the rounds and divided by the requests wrk completed; p50 and p99
- * are the median of the rounds'. The table shows the slowest and fastest round too, and the
- * CPU that processes outside the bench used meanwhile ("other CPU %"), so a disturbed row
- * shows.
+ * are the median of the rounds' — five of them, because one disturbed 4 s run moves a p99
+ * several-fold (5 ms → 23 ms seen), and a median of three followed it too often. The table
+ * shows the slowest and fastest round's CPU, each round's p99, the CPU that processes outside
+ * the bench used meanwhile ("other CPU %"), and the CPU of the bench's other, idle proxies
+ * ("idle targets CPU %": their timers and idle-time GC share the pinned core), so a
+ * disturbed row shows.
  *
  * Setup installs wrk and nginx with apt-get when missing. nginx runs with its own config and
  * prefix in a temp dir, never the system's. Every process is started in its own process
@@ -71,7 +74,7 @@ const ROOT = join(import.meta.dirname, "..", "..");
 const CONNECTIONS = 32;
 const WARMUP_S = 3;
 /** Measured time per row: ROUNDS runs of ROUND_S seconds, interleaved with the other targets. */
-const ROUNDS = 3;
+const ROUNDS = 5;
 const ROUND_S = 4;
 /** The whole bench, setup included; past it everything is killed and the bench fails. */
 const DEADLINE_MS = 8 * 60_000;
@@ -433,6 +436,8 @@ interface Run {
   readonly cpuMicros: number;
   /** CPU of processes outside this bench during the run, and the run's wall time. */
   readonly foreignMicros: number;
+  /** CPU of the other proxies, idle meanwhile: timers and idle-time GC on the pinned core. */
+  readonly idleTargetsMicros: number;
   readonly wallMicros: number;
   readonly non2xx: number;
   readonly socketErrors: string | undefined;
@@ -461,7 +466,12 @@ function wrk(tools: Context["tools"], target: Target, body: Body, seconds: numbe
   return run("taskset", args, (seconds + 15) * 1000);
 }
 
-async function measureOnce(tools: Context["tools"], target: Target, body: Body): Promise<Run> {
+async function measureOnce(
+  tools: Context["tools"],
+  target: Target,
+  body: Body,
+  idle: readonly Target[],
+): Promise<Run> {
   const wallBefore = performance.now();
   const machineBefore = machineCpuMicros();
   const before = readProcesses();
@@ -480,6 +490,10 @@ async function measureOnce(tools: Context["tools"], target: Target, body: Body):
     cpuMicros: treeCpuMicros(after, target.cpuRoot) - treeCpuMicros(before, target.cpuRoot),
     // Other engineers' jobs share this machine: what they used says how far to trust a run.
     foreignMicros: machineAfter - machineBefore - (benchCpuMicros(after) - benchCpuMicros(before)),
+    idleTargetsMicros: idle.reduce(
+      (total, t) => total + treeCpuMicros(after, t.cpuRoot) - treeCpuMicros(before, t.cpuRoot),
+      0,
+    ),
     wallMicros: (performance.now() - wallBefore) * 1000,
     non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(output)?.[1] ?? 0),
     socketErrors: /Socket errors: (.*)/.exec(output)?.[1],
@@ -507,7 +521,9 @@ async function measureAll(tools: Context["tools"], targets: readonly Target[]): 
     for (const body of BODIES) {
       for (const target of targets) {
         const result = results.find((r) => r.target === target.name && r.body === body) as Result;
-        result.runs.push(await measureOnce(tools, target, body));
+        // The first target, "direct", is the upstream itself: busy in every run, never idle.
+        const idle = targets.filter((t) => t !== target && t.cpuRoot !== targets[0]?.cpuRoot);
+        result.runs.push(await measureOnce(tools, target, body, idle));
       }
     }
     console.log(`  round ${round}/${ROUNDS} done`);
@@ -543,6 +559,8 @@ function summarize(result: Result) {
       0,
       (100 * sum(runs, (r) => r.foreignMicros)) / sum(runs, (r) => r.wallMicros),
     ),
+    idleTargetsCpuPercent: (100 * sum(runs, (r) => r.idleTargetsMicros)) / sum(runs, (r) => r.wallMicros),
+    p99Rounds: runs.map((r) => r.p99Ms.toFixed(1)).join(" "),
     note: notes.join("; "),
   };
 }
@@ -680,7 +698,9 @@ function table(results: readonly Result[]): string {
     "p99 ms",
     "CPU µs/req",
     "rounds",
+    "p99 rounds",
     "other CPU %",
+    "idle targets CPU %",
     "notes",
   ];
   const rows = results.map((result) => {
@@ -693,7 +713,9 @@ function table(results: readonly Result[]): string {
       r.p99Ms.toFixed(2),
       r.cpuMicrosPerRequest.toFixed(1),
       `${r.cpuMin.toFixed(0)}-${r.cpuMax.toFixed(0)}`,
+      r.p99Rounds,
       r.foreignCpuPercent.toFixed(0),
+      r.idleTargetsCpuPercent.toFixed(1),
       r.note,
     ];
   });
@@ -824,6 +846,7 @@ async function main(): Promise<void> {
       "direct: CPU is the upstream nginx's own. agent auto: unpinned, sharing both cores with wrk and the upstream.",
       "rounds: CPU µs/req of the fastest and the slowest round.",
       "other CPU %: processes outside this bench during the row, in % of one core; above ~10% the row is disturbed.",
+      "idle targets CPU %: the other proxies of this bench, idle during the row, in % of one core.",
     ])
       console.log(line);
   } finally {
