@@ -213,11 +213,16 @@ describe("deploy/kubernetes", () => {
     const agent = find("Deployment", "coherent-agent-web-eu-west");
     const { spec } = podOf(agent);
     const proxy = spec.containers[0]!;
-    expect(proxy.command?.slice(0, 2)).toEqual(["proxy", "--static-config"]);
+    expect(proxy.command).toEqual([
+      "node",
+      ...AGENT_NODE_FLAGS,
+      "/usr/local/bin/proxy",
+      "--static-config",
+      "/etc/proxy/static.yaml",
+    ]);
     expect(proxy.livenessProbe?.httpGet).toMatchObject({ path: "/healthz", port: 9090 });
     expect(proxy.readinessProbe?.httpGet).toMatchObject({ path: "/ready", port: 9090 });
     expect(proxy.lifecycle?.preStop?.exec?.command).toEqual(["/bin/sh", "-c", "sleep 15"]);
-    expect(proxy.env?.find((e) => e.name === "NODE_OPTIONS")?.value).toBe(AGENT_NODE_FLAGS.join(" "));
     expect(proxy.resources).toEqual({
       requests: { cpu: "2000m", memory: "4Gi" },
       limits: { cpu: "8000m", memory: "16Gi" },
@@ -416,7 +421,9 @@ describe("deploy/systemd", () => {
       "coherent-authority.service": /^\/usr\/bin\/coherent authority( |$)/,
       "coherent-controller.service": /^\/usr\/bin\/coherent controller( |$)/,
       "coherent-distributor.service": /^\/usr\/bin\/coherent distributor( |$)/,
-      "coherent-proxy.service": /^\/usr\/bin\/proxy --static-config \//,
+      "coherent-proxy.service": new RegExp(
+        `^/usr/bin/node ${AGENT_NODE_FLAGS.join(" ")} /usr/bin/proxy --static-config /`,
+      ),
     };
     expect(Object.keys(units).sort()).toEqual(Object.keys(commands).sort());
     for (const [file, command] of Object.entries(commands)) {
@@ -434,7 +441,6 @@ describe("deploy/systemd", () => {
   it("reloads the agent with SIGHUP, waits out its whole drain, and runs it with the agent's V8 flags", () => {
     const service = units["coherent-proxy.service"]!.get("Service")!;
     expect(service.get("ExecReload")).toEqual(["/bin/kill -HUP $MAINPID"]);
-    expect(service.get("Environment")).toContain(`NODE_OPTIONS=${AGENT_NODE_FLAGS.join(" ")}`);
     const example = parseStaticConfig(readFileSync(join(dir, "proxy-static.yaml.example"), "utf8"));
     if (!example.ok) throw new Error(JSON.stringify(example.errors));
     const drainMs =
