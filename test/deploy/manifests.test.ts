@@ -83,7 +83,7 @@ function find(kind: string, name: string): Manifest {
 interface Container {
   name: string;
   command?: string[];
-  env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string } } }[];
+  env?: { name: string; valueFrom?: { secretKeyRef?: { name: string } } }[];
   livenessProbe?: { httpGet?: { path: string; port: number | string } };
   readinessProbe?: { httpGet?: { path: string; port: number | string } };
   lifecycle?: { preStop?: { exec?: { command: string[] } } };
@@ -416,7 +416,7 @@ describe("deploy/systemd", () => {
       .map((f) => [f, parseUnit(readFileSync(join(dir, f), "utf8"))]),
   );
 
-  it("runs each component as its own user, with an EnvironmentFile, stopped by SIGTERM", () => {
+  it("runs each component as its own user (the agent by node with its V8 flags), with an EnvironmentFile, stopped by SIGTERM", () => {
     const commands = {
       "coherent-authority.service": /^\/usr\/bin\/coherent authority( |$)/,
       "coherent-controller.service": /^\/usr\/bin\/coherent controller( |$)/,
@@ -438,7 +438,7 @@ describe("deploy/systemd", () => {
     }
   });
 
-  it("reloads the agent with SIGHUP, waits out its whole drain, and runs it with the agent's V8 flags", () => {
+  it("reloads the agent with SIGHUP and waits out its whole drain", () => {
     const service = units["coherent-proxy.service"]!.get("Service")!;
     expect(service.get("ExecReload")).toEqual(["/bin/kill -HUP $MAINPID"]);
     const example = parseStaticConfig(readFileSync(join(dir, "proxy-static.yaml.example"), "utf8"));
