@@ -1,5 +1,6 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { sql } from "kysely";
 import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { LATENCY_BOUNDS_MS } from "../agent/control/health-recorder.js";
@@ -238,6 +239,21 @@ for (const target of TEST_TARGETS) {
       await other.tick();
       expect((await store.rollouts.get("r1"))?.phase).toBe("running");
       await other.stop();
+    });
+
+    it("lives through a pass the database failed, and the next pass does its work", async () => {
+      await start();
+      // The read every pass begins with fails, as it does while Postgres restarts.
+      await sql`alter table rollouts rename to rollouts_away`.execute(test.database.db);
+      try {
+        await controller.tick();
+      } finally {
+        await sql`alter table rollouts_away rename to rollouts`.execute(test.database.db);
+      }
+      expect(controller.epoch).toBeDefined();
+      expect((await store.rollouts.get("r1"))?.phase).toBe("pending");
+      await controller.tick();
+      expect((await store.rollouts.get("r1"))?.phase).toBe("running");
     });
 
     it("ends a rollout whose candidate an emergency promote has passed, restoring nothing", async () => {

@@ -113,7 +113,15 @@ export class RolloutController {
     const epoch = this.#epoch;
     if (epoch === undefined) return;
     const { store, logger } = this.#options;
-    for (const rollout of await store.rollouts.pendingWork()) {
+    let work: StoredRollout[];
+    try {
+      work = await store.rollouts.pendingWork();
+    } catch (error) {
+      // The database is away (a restart, a failover): a pass that threw would end the process.
+      logger.error({ err: error }, "could not read the rollouts; retrying next tick");
+      return;
+    }
+    for (const rollout of work) {
       if (this.#epoch !== epoch) return;
       try {
         await this.#advance(rollout, epoch);

@@ -576,7 +576,13 @@ describe.skipIf(PG_BIN === undefined && NO_POSTGRES)(
           authority.current?.process,
           ...controllers.filter((c) => c !== killedController),
         ];
-        for (const p of alive) expect(p?.exit, p?.name).toBeUndefined();
+        for (const p of alive) {
+          const last = p?.lines
+            .slice(-20)
+            .map((l) => JSON.stringify(l))
+            .join("\n");
+          expect(p?.exit, `${p?.name} exited; its last lines:\n${last}`).toBeUndefined();
+        }
         expect(result.failures).toEqual([]);
         expect(lost).toEqual([]);
       },
