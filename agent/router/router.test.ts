@@ -323,6 +323,31 @@ describe("compileRouter", () => {
     expect(router.match(guarded)).toBe(0);
   });
 
+  it("finds each of 2,000 exact paths of one length in one bucket, and no path one character off", () => {
+    const paths = Array.from({ length: 2_000 }, (_, i) => `/p${String(i).padStart(5, "0")}`);
+    const router = compileRouter(
+      routesFrom(
+        paths.map((path, i) => `  - { id: r${i}, host: a.test, path: ${path}, pool: p }`).join("\n"),
+      ),
+    );
+    expect(paths.map((path) => router.match(request("a.test", path)))).toEqual(paths.map((_, i) => i));
+    for (const near of ["/p02000", "/p0000", "/p000000", "/q00000", "/p0000x"])
+      expect(router.match(request("a.test", near)), near).toBe(-1);
+  });
+
+  it("tells apart exact paths of the same length whose hashes are equal", () => {
+    // Both hash to -154572414 under the table's FNV-1a.
+    const router = compileRouter(
+      routesFrom(`
+  - { id: first, path: /v1/item-0229599, pool: p }
+  - { id: second, path: /v1/item-0432382, pool: p }
+`),
+    );
+    expect(router.match(request("a.test", "/v1/item-0229599"))).toBe(0);
+    expect(router.match(request("a.test", "/v1/item-0432382"))).toBe(1);
+    expect(router.match(request("a.test", "/v1/item-0229598"))).toBe(-1);
+  });
+
   it("answers the same for the same request after other requests (no state leaks between lookups)", () => {
     const routes = routesFrom(`
   - { id: q, path: /q, query: { a: "1" }, pool: p }

@@ -55,8 +55,11 @@
  * plain text any match must start with, end with or contain. No route list is scanned, and
  * nothing is allocated but wildcard suffixes and, for query conditions, the parsed query.
  * With thousands of routes a lookup costs mostly cache misses, so the compiled form keeps the
- * memory it touches small: a step with a single unconditional route holds just its index,
- * each prefix tree is one array, and each regex list keeps an entry's fields side by side.
+ * memory it touches small and shared: a step with a single unconditional route holds just its
+ * index; a bucket's exact paths are one hash table over a typed array and its prefixes one
+ * array, each with its keys joined into one string, which lookups in the bucket keep cached
+ * (a key string of its own per route would be fetched from memory nearly every time); each
+ * regex list keeps an entry's fields side by side.
  */
 import type { IncomingHttpHeaders } from "node:http";
 import { hostPatternKind, type Route } from "../../services/config/index.js";
@@ -508,18 +511,20 @@ function hasTopLevelAlternation(pattern: string): boolean {
  * walks that chain, longest first. Keys never hold a NUL (normalized paths cannot), so the
  * padding is never mistaken for a character.
  *
- * With thousands of routes a lookup's cost is mostly cache misses, so the tree is one array in
- * preorder: an inner node is [bit, offset of its right subtree], its left subtree follows at
- * once; a leaf is [key, choice, key length, offset of the parent's leaf or -1]. A number
- * starts a node, a string a leaf.
+ * With thousands of routes a lookup's cost is mostly cache misses, so the tree is one array:
+ * [0] holds every key joined into one string (see ExactTable for why), and the nodes follow in
+ * preorder. An inner node is [bit, offset of its right subtree], its left subtree follows at
+ * once; a leaf is [-1 - offset of its key in the joined keys, choice, key length, offset of the
+ * parent's leaf or -1]. A node starts with a number from 0 up, a leaf with a negative one.
  */
 type PrefixTable = readonly (string | Choice)[];
 
 function prefixTable(byPrefix: ReadonlyMap<string, Candidate[]>): PrefixTable {
   const keys = [...byPrefix.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const parents = parentsOf(keys);
+  const keyAt = offsetsIn(keys);
   const leafAt: number[] = [];
-  const table: (string | Choice)[] = [];
+  const table: (string | Choice)[] = [keys.join("")];
   // Each task: the key range [low, high] and the slot that receives the offset it starts at.
   const tasks: [low: number, high: number, slot: number][] = [[0, keys.length - 1, -1]];
   for (let task = tasks.pop(); task !== undefined; task = tasks.pop()) {
@@ -531,7 +536,7 @@ function prefixTable(byPrefix: ReadonlyMap<string, Candidate[]>): PrefixTable {
       const parent = parents[low] as number;
       leafAt[low] = table.length;
       table.push(
-        key,
+        -1 - (keyAt[low] as number),
         chain(byPrefix.get(key) as Candidate[]),
         key.length,
         parent < 0 ? -1 : (leafAt[parent] as number),
@@ -562,14 +567,14 @@ function parentsOf(keys: readonly string[]): number[] {
 
 /** The first accepted choice of the longest key that prefixes `path`; -1 when none. */
 function longestPrefix(table: PrefixTable, path: string, lookup: Lookup): number {
-  let at = 0;
-  let entry = table[0];
-  while (typeof entry === "number") {
+  let at = 1;
+  let entry = table[1] as number;
+  while (entry >= 0) {
     const unit = entry >>> 4 < path.length ? path.charCodeAt(entry >>> 4) : 0;
     at = ((unit >>> (15 - (entry & 15))) & 1) === 0 ? at + 2 : (table[at + 1] as number);
-    entry = table[at];
+    entry = table[at] as number;
   }
-  const common = commonPrefixLength(entry as string, path);
+  const common = matchedLength(table[0] as string, -1 - entry, table[at + 2] as number, path);
   while (at >= 0 && (table[at + 2] as number) > common) at = table[at + 3] as number;
   for (; at >= 0; at = table[at + 3] as number) {
     const found = firstAccepted(table[at + 1] as Choice, lookup);
@@ -578,11 +583,22 @@ function longestPrefix(table: PrefixTable, path: string, lookup: Lookup): number
   return -1;
 }
 
-function commonPrefixLength(a: string, b: string): number {
-  const limit = Math.min(a.length, b.length);
+/** How many leading characters of `path` equal those of text[from, from + length). */
+function matchedLength(text: string, from: number, length: number, path: string): number {
+  const limit = Math.min(length, path.length);
   let i = 0;
-  while (i < limit && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  while (i < limit && text.charCodeAt(from + i) === path.charCodeAt(i)) i++;
   return i;
+}
+
+/** Where each of `keys` starts in their concatenation. */
+function offsetsIn(keys: readonly string[]): number[] {
+  let next = 0;
+  return keys.map((key) => {
+    const at = next;
+    next += key.length;
+    return at;
+  });
 }
 
 /** The first of the sorted keys[from..to] with `bit` set (keys[to] has it), by binary search. */
@@ -606,7 +622,7 @@ function bitAt(text: string, bit: number): number {
 
 /** The first bit at which two different strings differ. */
 function firstDifferentBit(a: string, b: string): number {
-  const at = commonPrefixLength(a, b);
+  const at = matchedLength(a, 0, a.length, b);
   const x = (a.charCodeAt(at) || 0) ^ (b.charCodeAt(at) || 0);
   return at * 16 + Math.clz32(x) - 16;
 }
@@ -630,15 +646,8 @@ class BucketBuilder {
   }
 
   build(): Bucket {
-    const exact = new Map<string, Choice>();
-    let lengths = 0;
-    for (const [path, candidates] of this.exact) {
-      exact.set(path, chain(candidates));
-      lengths |= lengthBit(path.length);
-    }
     return new Bucket(
-      exact.size === 0 ? null : exact,
-      lengths,
+      this.exact.size === 0 ? null : new ExactTable(this.exact),
       this.prefixes.size === 0 ? null : prefixTable(this.prefixes),
       this.regexes.length === 0 ? null : this.regexes,
       this.any.length === 0 ? null : chain(this.any),
@@ -658,9 +667,7 @@ function listIn<T>(map: Map<string, T[]>, key: string): T[] {
 /** The routes of one host bucket, by path step. */
 class Bucket {
   constructor(
-    readonly exact: ReadonlyMap<string, Choice> | null,
-    /** `lengthBit` of every exact path: a path of another length needs no lookup. */
-    readonly exactLengths: number,
+    readonly exact: ExactTable | null,
     readonly prefixes: PrefixTable | null,
     readonly regexes: PatternList<Choice> | null,
     readonly any: Choice | null,
@@ -668,7 +675,7 @@ class Bucket {
 
   find(lookup: Lookup): number {
     const path = lookup.request.path;
-    if (this.exact !== null && (this.exactLengths & lengthBit(path.length)) !== 0) {
+    if (this.exact !== null) {
       const first = this.exact.get(path);
       if (first !== undefined) {
         const found = firstAccepted(first, lookup);
@@ -688,6 +695,79 @@ class Bucket {
     }
     return firstAccepted(this.any, lookup);
   }
+}
+
+/**
+ * A bucket's exact paths: an open-addressing hash table in one Int32Array, the keys joined into
+ * one string. A Map would compare the request path with a key string of its own, somewhere in
+ * the heap: with thousands of routes that string is seldom in the CPU's caches, and fetching it
+ * from memory cost more than the rest of the lookup. The slots and the joined keys are read by
+ * every exact lookup in the bucket, so they stay cached. The table is built from the config
+ * alone, so no request can lengthen its probes.
+ */
+class ExactTable {
+  /** Per slot: the key's hash, its offset in #keys (-1: empty), its length and its choice (see get). */
+  readonly #slots: Int32Array;
+  readonly #keys: string;
+  readonly #chains: readonly Candidate[];
+  readonly #mask: number;
+  /** `lengthBit` of every key: a path of another length needs no hashing. */
+  readonly #lengths: number;
+
+  constructor(byPath: ReadonlyMap<string, Candidate[]>) {
+    const keys = [...byPath.keys()];
+    const keyAt = offsetsIn(keys);
+    // At most half full, so a probe always ends at an empty slot, and soon.
+    const capacity = 2 ** Math.ceil(Math.log2(keys.length * 2));
+    const slots = new Int32Array(capacity * EXACT_FIELDS);
+    for (let slot = 0; slot < capacity; slot++) slots[slot * EXACT_FIELDS + 1] = -1;
+    const chains: Candidate[] = [];
+    let lengths = 0;
+    keys.forEach((key, i) => {
+      const hash = hashOf(key);
+      let slot = hash & (capacity - 1);
+      while ((slots[slot * EXACT_FIELDS + 1] as number) >= 0) slot = (slot + 1) & (capacity - 1);
+      const choice = chain(byPath.get(key) as Candidate[]);
+      if (typeof choice !== "number") chains.push(choice);
+      slots.set(
+        [hash, keyAt[i] as number, key.length, typeof choice === "number" ? choice : -chains.length],
+        slot * EXACT_FIELDS,
+      );
+      lengths |= lengthBit(key.length);
+    });
+    this.#slots = slots;
+    this.#keys = keys.join("");
+    this.#chains = chains;
+    this.#mask = capacity - 1;
+    this.#lengths = lengths;
+  }
+
+  /** The choice of the key equal to `path`. */
+  get(path: string): Choice | undefined {
+    const length = path.length;
+    if ((this.#lengths & lengthBit(length)) === 0) return undefined;
+    const hash = hashOf(path);
+    const slots = this.#slots;
+    for (let slot = hash & this.#mask; ; slot = (slot + 1) & this.#mask) {
+      const at = slot * EXACT_FIELDS;
+      const offset = slots[at + 1] as number;
+      if (offset < 0) return undefined;
+      if (slots[at] === hash && slots[at + 2] === length && this.#keys.startsWith(path, offset)) {
+        // A route index as it is, a chain of candidates as -1 - its place in #chains.
+        const choice = slots[at + 3] as number;
+        return choice >= 0 ? choice : (this.#chains[-1 - choice] as Candidate);
+      }
+    }
+  }
+}
+
+const EXACT_FIELDS = 4;
+
+/** FNV-1a over the UTF-16 code units. */
+function hashOf(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return hash;
 }
 
 /** One of 31 bits for a length: its own up to 30, one shared by all longer. */

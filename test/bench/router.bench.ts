@@ -255,6 +255,28 @@ function timeCompiles(routes: readonly Route[]): { first: number; median: number
   return { first, median: samples[Math.floor(samples.length / 2)] as number };
 }
 
+/**
+ * The time of one read that depends on the one before, in a table of `bytes` (a random cycle
+ * of cache lines): what a lookup pays for each piece of route data not in the CPU's caches.
+ */
+function dependentReadNs(bytes: number): number {
+  const LINE = 16; // Int32 slots per 64-byte cache line
+  const table = new Int32Array(bytes / 4);
+  const lines = Array.from({ length: table.length / LINE }, (_, i) => i * LINE);
+  const random = seededRandom(7);
+  for (let i = lines.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [lines[i], lines[j]] = [lines[j] as number, lines[i] as number];
+  }
+  for (let i = 0; i < lines.length; i++) table[lines[i] as number] = lines[(i + 1) % lines.length] as number;
+  const reads = 4_000_000;
+  let at = 0;
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < reads; i++) at = table[at] as number;
+  const ns = Number(process.hrtime.bigint() - start) / reads;
+  return at < 0 ? 0 : ns;
+}
+
 const verdict = (ok: boolean, goal: string) => (ok ? `OK (${goal})` : `OVER (${goal})`);
 const us = (ns: number) => `${(Math.max(0, ns) / 1000).toFixed(2).padStart(6)} µs`;
 
@@ -291,6 +313,12 @@ for (const [name, latency] of [
 }
 console.log(`ratio 10k/10   p50 ${ratio50.toFixed(2)}x  ${verdict(ratio50 <= GOAL_RATIO, "≤ 3x")}`);
 console.log(`ratio 10k/10   p99 ${ratio99.toFixed(2)}x  ${verdict(ratio99 <= GOAL_RATIO, "≤ 3x")}`);
+const cachedRead = dependentReadNs(16 * 1024);
+const memoryRead = dependentReadNs(64 * 1024 * 1024);
+console.log(
+  `memory: a dependent read takes ${cachedRead.toFixed(1)} ns in cache (16 KiB) and ${memoryRead.toFixed(0)} ns from memory (64 MiB); ` +
+    `10,000 routes' p50 is ${((largeLatency.p50 - smallLatency.p50) / memoryRead).toFixed(1)} reads from memory above 10 routes'`,
+);
 console.log(
   `compile ${LARGE} routes: first ${compile.first.toFixed(1)} ms, median of ${COMPILE_RUNS} ${compile.median.toFixed(
     1,
