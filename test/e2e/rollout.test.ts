@@ -438,9 +438,8 @@ describe.skipIf(NO_POSTGRES)("rollouts across real processes", { timeout: 60_000
 
   it("completes a rollout under the other controller when the leader is killed mid-stage", async () => {
     const leaseHolder = () => controllerLease(database.url);
-    const holderOf = leaseHolderOf;
     const before = await leaseHolder();
-    const leader = controllers.find((p) => holderOf(p) === before.holder);
+    const leader = controllers.find((p) => leaseHolderOf(p) === before.holder);
     const survivor = controllers.find((p) => p !== leader);
     if (!leader || !survivor) throw new Error(`no controller holds the lease (${before.holder})`);
     expect(leader.lines.some((l) => l.msg === "rollout controller leading")).toBe(true);
@@ -469,7 +468,7 @@ describe.skipIf(NO_POSTGRES)("rollouts across real processes", { timeout: 60_000
 
     expect(takeoverMs).toBeLessThan(15_000);
     const after = await leaseHolder();
-    expect(after.holder).toBe(holderOf(survivor));
+    expect(after.holder).toBe(leaseHolderOf(survivor));
     expect(after.epoch).toBeGreaterThan(before.epoch);
     expect(final.rollout.phase).toBe("succeeded");
     expect(final.events.map(eventLine)).toEqual(ALL_STAGES);

@@ -398,12 +398,11 @@ describe.skipIf(PG_BIN === undefined && NO_POSTGRES)(
 
     it("finishes a rollout under the other controller when the leader is SIGKILLed mid-stage", async () => {
       const holder = () => controllerLease(databaseUrl);
-      const holderOf = leaseHolderOf;
       const before = await waitUntil("a controller leading", async () => {
         const lease = await holder();
-        return controllers.some((p) => holderOf(p) === lease.holder) ? lease : undefined;
+        return controllers.some((p) => leaseHolderOf(p) === lease.holder) ? lease : undefined;
       });
-      const leader = controllers.find((p) => holderOf(p) === before.holder) as LoggedProcess;
+      const leader = controllers.find((p) => leaseHolderOf(p) === before.holder) as LoggedProcess;
       const survivor = controllers.find((p) => p !== leader) as LoggedProcess;
 
       const load = startLoad();
@@ -465,7 +464,7 @@ describe.skipIf(PG_BIN === undefined && NO_POSTGRES)(
       ]);
       // The stage the leader was in, and the last, were ended by the survivor.
       for (const event of final.events.slice(2)) expect(Date.parse(event.at)).toBeGreaterThan(killedAt);
-      expect(after.holder).toBe(holderOf(survivor));
+      expect(after.holder).toBe(leaseHolderOf(survivor));
       expect(after.epoch).toBeGreaterThan(before.epoch);
       expect(result.failures).toEqual([]);
       expect(lost).toEqual([]);
@@ -576,13 +575,8 @@ describe.skipIf(PG_BIN === undefined && NO_POSTGRES)(
           authority.current?.process,
           ...controllers.filter((c) => c !== killedController),
         ];
-        for (const p of alive) {
-          const last = p?.lines
-            .slice(-20)
-            .map((l) => JSON.stringify(l))
-            .join("\n");
-          expect(p?.exit, `${p?.name} exited; its last lines:\n${last}`).toBeUndefined();
-        }
+        for (const p of alive)
+          expect(p?.exit, `${p?.name} exited; its last lines:\n${p?.tail(20)}`).toBeUndefined();
         expect(result.failures).toEqual([]);
         expect(lost).toEqual([]);
       },

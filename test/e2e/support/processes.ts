@@ -26,6 +26,8 @@ export interface LoggedProcess {
   readonly lines: LogLine[];
   /** The exit code, or the signal's name; undefined while it runs. */
   readonly exit: number | string | undefined;
+  /** Its last `count` lines (15 by default), one JSON text each: what a failure message shows. */
+  tail(count?: number): string;
   /** The first line (already seen or to come) matching; rejects after `timeoutMs` or at exit. */
   waitFor(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** Sends `signal` and waits for the exit; SIGKILL after `graceMs`. Idempotent. */
@@ -81,9 +83,9 @@ export function spawnLogged(options: SpawnOptions): LoggedProcess {
   createInterface({ input: child.stdout! }).on("line", record);
   createInterface({ input: child.stderr! }).on("line", record);
 
-  const tail = (): string =>
+  const tail = (count = 15): string =>
     lines
-      .slice(-15)
+      .slice(-count)
       .map((l) => JSON.stringify(l))
       .join("\n");
 
@@ -130,6 +132,7 @@ export function spawnLogged(options: SpawnOptions): LoggedProcess {
     get exit() {
       return exit;
     },
+    tail,
     waitFor,
     stop,
   };
