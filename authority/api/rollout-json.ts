@@ -58,6 +58,7 @@ export function rolloutJson(rollout: StoredRollout, now: number) {
     updated_at: new Date(rollout.updatedAt).toISOString(),
     finished_at: rollout.finishedAt === undefined ? null : new Date(rollout.finishedAt).toISOString(),
     restore_version: rollout.restoreVersion ?? null,
+    applied: rollout.applied,
     plan,
   };
 }

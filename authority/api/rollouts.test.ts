@@ -60,6 +60,7 @@ for (const { name, skip } of DIALECTS) {
         candidate_version: 2,
         stable_version: 1,
         phase: "pending",
+        applied: false,
         stage: { index: 0, name: "canary", fleet_percent: 10, count: 2 },
         stages: [
           { name: "canary", fleet_percent: 10, bake_ms: 60_000 },

@@ -24,6 +24,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FINISHED_PHASES, type Phase } from "../../rollout-controller/state-machine.js";
 import { type WrittenKeyPair, writeKeyPair } from "../../services/bundle/index.js";
 import { candidateThreshold, cohortBucket } from "../../services/distributor/cohort.js";
 import { startUpstream, type Upstream } from "../support/upstream.js";
@@ -91,11 +92,12 @@ interface CheckJson {
 interface RolloutStatus {
   rollout: {
     id: string;
-    phase: string;
+    phase: Phase;
     stage: { index: number };
     stages: Array<{ fleet_percent: number }>;
     reason: { kind: string; check?: CheckJson; summary: string } | null;
     restore_version: number | null;
+    applied: boolean;
   };
   events: RolloutEvent[];
 }
@@ -107,8 +109,6 @@ interface Sample {
   readonly stage: number;
   readonly onCandidate: ReadonlySet<string>;
 }
-
-const FINISHED = new Set(["succeeded", "rolled_back", "aborted"]);
 
 const eventLine = (e: RolloutEvent) => `${e.from}/${e.from_stage} → ${e.to}/${e.to_stage} (${e.reason.kind})`;
 
@@ -285,7 +285,8 @@ describe.skipIf(NO_POSTGRES)("rollouts across real processes", { timeout: 60_000
         [...listed.values()].filter((a) => a.running_version === candidate).map((a) => a.id),
       );
       samples.push({ at: Date.now(), phase: now.rollout.phase, stage: now.rollout.stage.index, onCandidate });
-      if (FINISHED.has(now.rollout.phase)) return { final: now, samples };
+      // Applied, not only finished: a rollback's restore bundle is published after its phase.
+      if (FINISHED_PHASES.has(now.rollout.phase) && now.rollout.applied) return { final: now, samples };
       if (Date.now() > deadline)
         throw new Error(`rollout ${id} still ${now.rollout.phase} at stage ${now.rollout.stage.index}`);
       await sleep(200);
@@ -391,7 +392,12 @@ describe.skipIf(NO_POSTGRES)("rollouts across real processes", { timeout: 60_000
     });
     expect(ctl.code, ctl.stderr).toBe(4);
     const shown = JSON.parse(ctl.stdout) as RolloutStatus;
-    expect(shown.rollout).toMatchObject({ id: rollout.id, phase: "rolled_back", restore_version: restore });
+    expect(shown.rollout).toMatchObject({
+      id: rollout.id,
+      phase: "rolled_back",
+      restore_version: restore,
+      applied: true,
+    });
     expect(shown.rollout.reason?.check).toMatchObject({
       check: "error_rate",
       observed: check?.observed,
