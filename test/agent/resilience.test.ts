@@ -203,7 +203,7 @@ pools:
   - id: outliers
     balancer: round_robin
     endpoints: [${ups.map((u) => `{address: "${u.address}"}`).join(", ")}]
-    outlier_detection: {consecutive_failures: 3, base_ejection_time: 1s, max_ejection_percent: 34, interval: 10s}
+    outlier_detection: {consecutive_failures: 3, base_ejection_time: 3s, max_ejection_percent: 34, interval: 10s}
 `);
   });
 
@@ -211,6 +211,8 @@ pools:
     const [o1, o2] = ups as [Upstream, Upstream, Upstream];
     o1.setBehaviour({ status: 500 });
     o2.setBehaviour({ status: 500 });
+    // The ejection must outlast these requests on a busy machine (with 1 s it ended before the
+    // health was read), so it is 3 s, and the wait for its end below allows a second one (6 s).
     await sequential("/o", 30);
     const health = await poolHealth("outliers");
     const ejected = health.endpoints.filter((e) => e.state === "ejected");
@@ -224,7 +226,7 @@ pools:
     o2.setBehaviour({});
     await until(
       async () => (await poolHealth("outliers")).healthy_endpoints === 3,
-      3000,
+      10_000,
       "the ejection to end",
     );
     const answers = await sequential("/o", 9);
